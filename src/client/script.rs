@@ -1,0 +1,89 @@
+//! A client script: the steps one logical MCP client performs, in order.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// POST `initialize`; keeps the `mcp-session-id` and protocol version.
+    Initialize {
+        /// The `protocolVersion` asked for.
+        protocol: String,
+    },
+    /// POST a notification (expects 202).
+    Notify {
+        /// e.g. `notifications/initialized`.
+        method: String,
+        /// Its params.
+        params: Option<Value>,
+    },
+    /// POST a request and read its answer (SSE or JSON).
+    Request {
+        /// e.g. `tools/call`.
+        method: String,
+        /// Its params.
+        params: Option<Value>,
+    },
+    /// Wait; a range is drawn from the workload stream.
+    Sleep {
+        /// Shortest wait.
+        min: Duration,
+        /// Longest wait.
+        max: Duration,
+    },
+}
+
+/// One step and its options.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// The action.
+    pub action: Action,
+    /// Close the response stream this long after its head arrived (httpx
+    /// `stream()` then `aclose`).
+    pub abandon_after: Option<Duration>,
+    /// Cancel the whole request this long after the step began
+    /// (`asyncio.wait_for` with a timeout).
+    pub cancel_after: Option<Duration>,
+    /// Send the session id (when the client has one). The seed repro's
+    /// tools/list and tools/call went without.
+    pub with_session: bool,
+    /// The line of the step in its scenario file (for messages).
+    #[serde(skip)]
+    pub line: usize,
+}
+
+impl Step {
+    /// A step with default options.
+    pub fn new(action: Action) -> Self {
+        Self {
+            action,
+            abandon_after: None,
+            cancel_after: None,
+            with_session: true,
+            line: 0,
+        }
+    }
+
+    /// A short description: "tools/call slow_operation", "initialize", ...
+    pub fn describe(&self) -> String {
+        match &self.action {
+            Action::Initialize { .. } => "initialize".into(),
+            Action::Notify { method, .. } => method.clone(),
+            Action::Request { method, params } => {
+                match params
+                    .as_ref()
+                    .and_then(|p| p.get("name"))
+                    .and_then(Value::as_str)
+                {
+                    Some(tool) if method == "tools/call" => format!("{method} {tool}"),
+                    _ => method.clone(),
+                }
+            }
+            Action::Sleep { .. } => "sleep".into(),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Oracles: each turns a run's observations into failures with a stable
+//! signature.
+//!
+//! An oracle reads only what the harness observed — the ASGI records of the
+//! tracking layer, what each client saw, the trace, the server's probe at the
+//! end, the faults applied — never a stack's insides, and never a verdict
+//! written in advance. A failure's signature names the oracle and *where*
+//! (stack layer, request kind), so that a sweep can group equal failures.
+
+mod leak;
+mod lost_response;
+mod missing_final_body;
+mod protocol_violation;
+mod server_error_log;
+mod truncated_response;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::asgi::tracking::CallRecord;
+use crate::client::RequestRecord;
+use crate::scenario::FaultKind;
+use crate::servers::{Layers, OpenStream};
+use crate::sim::trace::TraceLine;
+
+/// The oracles this version implements, by their stable names.
+pub const NAMES: [&str; 6] = [
+    "missing-final-body",
+    "protocol-violation",
+    "truncated-response",
+    "server-error-log",
+    "lost-response",
+    "leak",
+];
+
+/// One failure found by an oracle.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    /// The oracle's name.
+    pub oracle: &'static str,
+    /// Virtual time it happened.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub at: Duration,
+    /// The host it happened on.
+    pub host: String,
+    /// What happened, in one line.
+    pub detail: String,
+    /// Oracle + where: equal signatures are the same failure.
+    pub signature: String,
+}
+
+/// A fault as it was applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedFault {
+    /// When.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub at: Duration,
+    /// What.
+    pub kind: FaultKind,
+}
+
+/// The state of the world when the run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndState {
+    /// Virtual time.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub at: Duration,
+    /// Did the run reach quiescence?
+    pub quiescent: bool,
+    /// Is the server process running?
+    pub server_running: bool,
+    /// Does the server have nothing in flight?
+    pub server_idle: bool,
+    /// Client hosts still running (their scripts not finished).
+    pub hosts_running: BTreeMap<String, bool>,
+    /// Directed links still partitioned or held.
+    pub cut_links: BTreeSet<(String, String)>,
+}
+
+/// Everything the oracles read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observations {
+    /// The server stack's layer names.
+    #[serde(skip)]
+    pub layers: Layers,
+    /// ASGI call records (tracking layer).
+    pub asgi: Vec<CallRecord>,
+    /// Client request records.
+    pub requests: Vec<RequestRecord>,
+    /// The trace.
+    #[serde(skip)]
+    pub trace: Vec<TraceLine>,
+    /// Request streams still registered at the end (read at quiescence only).
+    pub open_streams: Option<Vec<OpenStream>>,
+    /// Faults applied, in order.
+    pub faults: Vec<AppliedFault>,
+    /// Client name → host.
+    pub client_hosts: BTreeMap<String, String>,
+    /// The end state.
+    pub end: EndState,
+}
+
+impl Observations {
+    /// Did `host` crash (or restart) within `[from, to]`?
+    pub fn host_killed_between(&self, host: &str, from: Duration, to: Duration) -> bool {
+        self.faults.iter().any(|f| {
+            f.at >= from
+                && f.at <= to
+                && matches!(&f.kind, FaultKind::Crash { host: h } | FaultKind::Restart { host: h } if h == host)
+        })
+    }
+
+    /// Was `host` crashed after `t` and not restarted since?
+    pub fn host_dead_since(&self, host: &str, t: Duration) -> bool {
+        let mut dead = false;
+        for f in self.faults.iter().filter(|f| f.at >= t) {
+            match &f.kind {
+                FaultKind::Crash { host: h } if h == host => dead = true,
+                FaultKind::Restart { host: h } if h == host => dead = false,
+                _ => {}
+            }
+        }
+        dead
+    }
+}
+
+/// An oracle.
+pub trait Oracle {
+    /// Its stable name (one of [`NAMES`]).
+    fn name(&self) -> &'static str;
+    /// One line for `mcpsim list`.
+    fn about(&self) -> &'static str;
+    /// The failures in `obs`.
+    fn check(&self, obs: &Observations) -> Vec<Failure>;
+}
+
+/// Every oracle, in [`NAMES`] order.
+pub fn all() -> Vec<Box<dyn Oracle>> {
+    vec![
+        Box::new(missing_final_body::MissingFinalBody),
+        Box::new(protocol_violation::ProtocolViolation),
+        Box::new(truncated_response::TruncatedResponse),
+        Box::new(server_error_log::ServerErrorLog),
+        Box::new(lost_response::LostResponse),
+        Box::new(leak::Leak),
+    ]
+}
+
+/// Run every oracle; failures sorted by time, then oracle order.
+pub fn check_all(obs: &Observations) -> Vec<Failure> {
+    let mut out: Vec<Failure> = all().iter().flat_map(|o| o.check(obs)).collect();
+    out.sort_by_key(|f| (f.at, NAMES.iter().position(|n| *n == f.oracle)));
+    out
+}

@@ -1,0 +1,107 @@
+//! The TOML shape of a scenario file, as written. Every field a user can get
+//! wrong keeps its span, so validation can name the line.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScenario {
+    pub name: Spanned<String>,
+    pub about: Option<String>,
+    pub duration: Spanned<String>,
+    pub tick: Option<Spanned<String>>,
+    pub server: Option<RawServer>,
+    #[serde(default)]
+    pub client: Vec<Spanned<RawClient>>,
+    pub network: Option<RawNetwork>,
+    #[serde(default)]
+    pub fault: Vec<Spanned<RawFault>>,
+    pub expect: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub stack: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
+    pub response: Option<Spanned<String>>,
+    pub event_store: Option<Spanned<bool>>,
+    pub graceful_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub name: Spanned<String>,
+    pub host: Option<Spanned<String>>,
+    pub script: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStep {
+    pub initialize: Option<RawInitialize>,
+    pub notify: Option<String>,
+    pub call: Option<String>,
+    pub request: Option<String>,
+    pub sleep: Option<Spanned<RawSleep>>,
+    pub args: Option<toml::Value>,
+    pub params: Option<toml::Value>,
+    pub abandon_after: Option<Spanned<String>>,
+    pub cancel_after: Option<Spanned<String>>,
+    pub session: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInitialize {
+    pub protocol: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSleep {
+    Fixed(String),
+    Range(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNetwork {
+    pub latency: Option<Spanned<RawLatency>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLatency {
+    pub min: String,
+    pub max: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawTarget {
+    One(String),
+    Pair(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFault {
+    pub at: Option<Spanned<String>>,
+    pub window: Option<Spanned<Vec<String>>>,
+    pub crash: Option<Spanned<String>>,
+    pub restart: Option<Spanned<String>>,
+    pub partition: Option<Spanned<RawTarget>>,
+    pub repair: Option<Spanned<RawTarget>>,
+    pub partition_oneway: Option<Spanned<RawTarget>>,
+    pub repair_oneway: Option<Spanned<RawTarget>>,
+    pub hold: Option<Spanned<RawTarget>>,
+    pub release: Option<Spanned<RawTarget>>,
+    pub abandon: Option<Spanned<String>>,
+    pub shutdown: Option<Spanned<String>>,
+    pub restart_after: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    pub lasting: Option<Spanned<String>>,
+}

@@ -1,0 +1,186 @@
+//! Servers under test.
+//!
+//! A server stack is a whole server process: it takes a listener, a source of
+//! randomness for ids, a signal queue and a place to put its observations, and
+//! serves until it exits. It knows nothing of the simulator — the same code
+//! could accept real TCP connections. The harness reads what happened through
+//! the [`ServerEnv`] it handed over (the ASGI log) and the [`StackProbe`] the
+//! process registers, never through the stack's insides.
+
+pub mod python_sdk;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::asgi::LocalBoxFuture;
+use crate::asgi::tracking::{AsgiLog, Clock};
+use crate::servers::python_sdk::anyio::Event;
+
+/// A byte stream a server can speak HTTP over.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Conn for T {}
+
+/// Accepts connections (a turmoil listener in simulation, tokio's for real).
+pub trait Listener {
+    /// The next connection and the peer's `host:port`.
+    fn accept(&self) -> LocalBoxFuture<'_, io::Result<(Box<dyn Conn>, String)>>;
+}
+
+/// A process signal the harness (or a terminal) can deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM: graceful shutdown.
+    Terminate,
+}
+
+/// The signal queue of one server host.
+#[derive(Clone, Default)]
+pub struct Signals {
+    queue: Rc<RefCell<VecDeque<Signal>>>,
+    ready: Rc<RefCell<Event>>,
+}
+
+impl Signals {
+    /// Deliver a signal.
+    pub fn raise(&self, s: Signal) {
+        self.queue.borrow_mut().push_back(s);
+        self.ready.borrow().set();
+    }
+
+    /// Forget undelivered signals (a new process starts with none).
+    pub fn reset(&self) {
+        self.queue.borrow_mut().clear();
+        *self.ready.borrow_mut() = Event::new();
+    }
+
+    /// Wait for the next signal.
+    pub async fn recv(&self) -> Signal {
+        loop {
+            if let Some(s) = self.queue.borrow_mut().pop_front() {
+                return s;
+            }
+            let ev = {
+                let mut r = self.ready.borrow_mut();
+                *r = Event::new();
+                r.clone()
+            };
+            ev.wait_raw().await;
+        }
+    }
+}
+
+/// How the scenario configures the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServerConfig {
+    /// Sessions (stateful) or a fresh transport per request (stateless).
+    pub stateless: bool,
+    /// Answer requests with one JSON body instead of an SSE stream.
+    pub json_response: bool,
+    /// Keep an event store for resumption.
+    pub event_store: bool,
+    /// uvicorn's `timeout_graceful_shutdown` (`None`: wait forever).
+    pub graceful_timeout: Option<Duration>,
+}
+
+/// A request stream still registered in a server (for the `leak` oracle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenStream {
+    /// The session it belongs to (`None` for stateless transports).
+    pub session: Option<String>,
+    /// The stream key (a request id, or the GET stream's key).
+    pub stream: String,
+}
+
+/// What a running server process lets the harness read.
+pub trait StackProbe {
+    /// Requests being worked on (handler tasks running).
+    fn in_flight(&self) -> usize;
+    /// Request streams still registered.
+    fn open_streams(&self) -> Vec<OpenStream>;
+}
+
+/// Where a process registers its probe; the harness reads the latest one.
+#[derive(Clone, Default)]
+pub struct ProbeSlot(Rc<RefCell<Option<Rc<dyn StackProbe>>>>);
+
+impl ProbeSlot {
+    /// Register the running process's probe.
+    pub fn set(&self, p: Rc<dyn StackProbe>) {
+        *self.0.borrow_mut() = Some(p);
+    }
+
+    /// The probe of the latest process, if one ever started.
+    pub fn get(&self) -> Option<Rc<dyn StackProbe>> {
+        self.0.borrow().clone()
+    }
+}
+
+/// Everything a server process is started with.
+pub struct ServerEnv {
+    /// Where connections come from.
+    pub listener: Box<dyn Listener>,
+    /// Randomness for session ids.
+    pub ids: ChaCha8Rng,
+    /// Signals to the process.
+    pub signals: Signals,
+    /// The ASGI record of every request (for ASGI stacks).
+    pub asgi_log: AsgiLog,
+    /// Virtual (or real) time for records.
+    pub clock: Clock,
+    /// Where to register the process's probe.
+    pub probe: ProbeSlot,
+    /// Which start of the process this is (0 = first).
+    pub incarnation: u32,
+    /// Set when the process has started listening.
+    pub listening: Rc<Cell<bool>>,
+    /// The scenario's server configuration.
+    pub config: ServerConfig,
+}
+
+/// The layers a stack is made of, for naming where a failure happened.
+#[derive(Debug, Clone, Copy)]
+pub struct Layers {
+    /// The HTTP/ASGI host (e.g. "uvicorn").
+    pub http_host: &'static str,
+    /// What produces SSE responses (e.g. "sse-starlette").
+    pub sse: &'static str,
+    /// The MCP transport (e.g. "mcp.server.streamable_http").
+    pub transport: &'static str,
+}
+
+/// A server stack that can be put under test.
+pub trait ServerStack {
+    /// The name used on the command line and in scenario files.
+    fn name(&self) -> &'static str;
+    /// One line for `mcpsim list`.
+    fn about(&self) -> &'static str;
+    /// Its layers.
+    fn layers(&self) -> Layers;
+    /// Run one server process until it exits (called again on restart).
+    fn run(&self, env: ServerEnv) -> LocalBoxFuture<'static, ()>;
+}
+
+/// Every stack mcpsim knows, by name.
+pub fn stacks() -> Vec<Box<dyn ServerStack>> {
+    python_sdk::Variant::ALL
+        .iter()
+        .map(|v| Box::new(python_sdk::PythonSdk::new(*v)) as Box<dyn ServerStack>)
+        .collect()
+}
+
+/// The stack called `name`.
+pub fn stack(name: &str) -> Option<Box<dyn ServerStack>> {
+    stacks().into_iter().find(|s| s.name() == name)
+}
+
+/// The names of every stack, for error messages.
+pub fn stack_names() -> Vec<&'static str> {
+    stacks().iter().map(|s| s.name()).collect()
+}

@@ -1,0 +1,369 @@
+//! Cancel scopes and the task context that carries them.
+//!
+//! anyio's cancellation is *level-triggered*: once a scope is cancelled, every
+//! later checkpoint of every task inside it raises `Cancelled` at once, again and
+//! again, also inside `finally:` blocks, until the code leaves the scope or enters
+//! a shielded one. That property decides whether the seed's proposed fix can
+//! work, so it is modelled directly rather than approximated with tokio's
+//! drop-based cancellation (which would simply stop running the `finally`).
+//!
+//! Python finds the current scope from the current task; Rust has no such
+//! implicit state, so modelled code takes a [`Cx`] — "the task, standing inside
+//! this scope" — and every blocking operation goes through it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use super::exc::{Exc, PyResult};
+
+struct Node {
+    parent: Option<CancelScope>,
+    shield: bool,
+    cancel_called: Cell<bool>,
+    children: RefCell<Vec<Weak<Node>>>,
+    /// Tasks blocked inside this scope, woken when it becomes cancelled.
+    waiters: RefCell<BTreeMap<u64, Waker>>,
+    next_waiter: Cell<u64>,
+}
+
+/// An anyio `CancelScope`.
+#[derive(Clone)]
+pub struct CancelScope(Rc<Node>);
+
+impl CancelScope {
+    fn new(parent: Option<CancelScope>, shield: bool) -> Self {
+        let node = Rc::new(Node {
+            parent: parent.clone(),
+            shield,
+            cancel_called: Cell::new(false),
+            children: RefCell::new(Vec::new()),
+            waiters: RefCell::new(BTreeMap::new()),
+            next_waiter: Cell::new(0),
+        });
+        if let Some(p) = parent {
+            let mut children = p.0.children.borrow_mut();
+            children.retain(|c| c.strong_count() > 0);
+            children.push(Rc::downgrade(&node));
+        }
+        CancelScope(node)
+    }
+
+    /// `scope.cancel()`: every task inside (and inside non-shielded nested
+    /// scopes) raises `Cancelled` at its next checkpoint.
+    pub fn cancel(&self) {
+        if self.0.cancel_called.replace(true) {
+            return;
+        }
+        self.wake_tree();
+    }
+
+    fn wake_tree(&self) {
+        let waiters: Vec<Waker> = self.0.waiters.borrow().values().cloned().collect();
+        for w in waiters {
+            w.wake();
+        }
+        let children: Vec<Rc<Node>> = self
+            .0
+            .children
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for child in children {
+            if !child.shield {
+                CancelScope(child).wake_tree();
+            }
+        }
+    }
+
+    /// `scope.cancel_called`.
+    pub fn cancel_called(&self) -> bool {
+        self.0.cancel_called.get()
+    }
+
+    /// Is code running in this scope cancelled, by it or by an enclosing scope
+    /// that no shield separates it from?
+    pub fn effectively_cancelled(&self) -> bool {
+        let mut s = self;
+        loop {
+            if s.0.cancel_called.get() {
+                return true;
+            }
+            if s.0.shield {
+                return false;
+            }
+            match &s.0.parent {
+                Some(p) => s = p,
+                None => return false,
+            }
+        }
+    }
+
+    /// Is an enclosing scope (not this one) cancelled and visible from here?
+    fn parent_cancelled(&self) -> bool {
+        !self.0.shield
+            && self
+                .0
+                .parent
+                .as_ref()
+                .is_some_and(CancelScope::effectively_cancelled)
+    }
+
+    fn register(&self, key: u64, waker: &Waker) {
+        let mut w = self.0.waiters.borrow_mut();
+        match w.get(&key) {
+            Some(old) if old.will_wake(waker) => {}
+            _ => {
+                w.insert(key, waker.clone());
+            }
+        }
+    }
+
+    fn unregister(&self, key: u64) {
+        self.0.waiters.borrow_mut().remove(&key);
+    }
+
+    fn waiter_key(&self) -> u64 {
+        let k = self.0.next_waiter.get();
+        self.0.next_waiter.set(k + 1);
+        k
+    }
+
+    /// `CancelScope.__exit__`: a `Cancelled` that this scope caused stops here,
+    /// unless an enclosing scope is cancelled too. `None` means "the block was
+    /// cancelled and execution continues after it".
+    pub fn exit<T>(&self, result: PyResult<T>) -> PyResult<Option<T>> {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(Exc::Cancelled) if self.cancel_called() && !self.parent_cancelled() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The current task standing inside its innermost cancel scope.
+#[derive(Clone)]
+pub struct Cx {
+    scope: CancelScope,
+}
+
+impl Cx {
+    /// A fresh task outside every scope (what `loop.create_task` gives uvicorn).
+    pub fn root() -> Cx {
+        Cx {
+            scope: CancelScope::new(None, false),
+        }
+    }
+
+    /// The innermost scope.
+    pub fn scope(&self) -> &CancelScope {
+        &self.scope
+    }
+
+    /// A new scope nested in the current one (`with CancelScope(shield=..):`).
+    pub fn open_scope(&self, shield: bool) -> CancelScope {
+        CancelScope::new(Some(self.scope.clone()), shield)
+    }
+
+    /// The same task, now inside `scope`.
+    pub fn enter(&self, scope: &CancelScope) -> Cx {
+        Cx {
+            scope: scope.clone(),
+        }
+    }
+
+    /// Would the next checkpoint raise?
+    pub fn is_cancelled(&self) -> bool {
+        self.scope.effectively_cancelled()
+    }
+
+    /// `anyio.lowlevel.checkpoint()` (= `sleep(0)`): yield to the loop, then
+    /// raise if cancelled.
+    pub async fn checkpoint(&self) -> PyResult<()> {
+        tokio::task::yield_now().await;
+        if self.is_cancelled() {
+            Err(Exc::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `checkpoint_if_cancelled()`: yields (and raises) only when cancelled.
+    pub async fn checkpoint_if_cancelled(&self) -> PyResult<()> {
+        if self.is_cancelled() {
+            tokio::task::yield_now().await;
+            return Err(Exc::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// `with CancelScope(shield=True): await sleep(0)`: yield without raising.
+    pub async fn cancel_shielded_checkpoint(&self) {
+        tokio::task::yield_now().await;
+    }
+
+    /// Block on `fut` as a Python `await` on a pending future does: a
+    /// cancellation of the scope (now or while waiting) wins and raises.
+    pub async fn wait<F: Future>(&self, fut: F) -> PyResult<F::Output> {
+        if self.is_cancelled() {
+            tokio::task::yield_now().await;
+            return Err(Exc::Cancelled);
+        }
+        let key = self.scope.waiter_key();
+        Cancellable {
+            scope: &self.scope,
+            key,
+            fut,
+        }
+        .await
+    }
+
+    /// `anyio.sleep(delay)`.
+    pub async fn sleep(&self, delay: Duration) -> PyResult<()> {
+        if delay.is_zero() {
+            return self.checkpoint().await;
+        }
+        self.wait(tokio::time::sleep(delay)).await
+    }
+
+    /// `with anyio.move_on_after(timeout) as scope:` — `None` never times out
+    /// (sse-starlette's default `send_timeout`). Returns the scope so the caller
+    /// can read `cancel_called` afterwards, and `None` for a cancelled block.
+    pub async fn move_on_after<T>(
+        &self,
+        timeout: Option<Duration>,
+        body: impl AsyncFnOnce(&Cx) -> PyResult<T>,
+    ) -> (CancelScope, PyResult<Option<T>>) {
+        let scope = self.open_scope(false);
+        let inner = self.enter(&scope);
+        let timer = timeout.map(|t| {
+            let s = scope.clone();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(t).await;
+                s.cancel();
+            })
+        });
+        let r = body(&inner).await;
+        if let Some(t) = timer {
+            t.abort();
+        }
+        let r = scope.exit(r);
+        (scope, r)
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct Cancellable<'a, F> {
+        scope: &'a CancelScope,
+        key: u64,
+        #[pin]
+        fut: F,
+    }
+
+    impl<'a, F> PinnedDrop for Cancellable<'a, F> {
+        fn drop(this: Pin<&mut Self>) {
+            this.scope.unregister(this.key);
+        }
+    }
+}
+
+impl<F: Future> Future for Cancellable<'_, F> {
+    type Output = PyResult<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // Cancellation first: asyncio delivers a pending cancel even when the
+        // awaited future completed in the same loop iteration.
+        if this.scope.effectively_cancelled() {
+            return Poll::Ready(Err(Exc::Cancelled));
+        }
+        match this.fut.poll(cx) {
+            Poll::Ready(v) => Poll::Ready(Ok(v)),
+            Poll::Pending => {
+                // The innermost scope suffices: cancelling any enclosing scope
+                // walks down to it (`wake_tree`), stopping only at shields.
+                this.scope.register(*this.key, cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, f)
+    }
+
+    #[test]
+    fn cancellation_is_level_triggered() {
+        block_on(async {
+            let cx = Cx::root();
+            let scope = cx.open_scope(false);
+            let inner = cx.enter(&scope);
+            scope.cancel();
+            assert_eq!(inner.checkpoint().await, Err(Exc::Cancelled));
+            // A "finally" that awaits again raises again.
+            assert_eq!(inner.checkpoint().await, Err(Exc::Cancelled));
+            // A shield protects the await.
+            let shield = inner.open_scope(true);
+            assert_eq!(inner.enter(&shield).checkpoint().await, Ok(()));
+            // Leaving the cancelled scope swallows its own cancellation.
+            assert_eq!(scope.exit::<()>(Err(Exc::Cancelled)), Ok(None));
+            assert_eq!(cx.checkpoint().await, Ok(()));
+        });
+    }
+
+    #[test]
+    fn cancel_wakes_a_blocked_wait_in_a_nested_scope() {
+        block_on(async {
+            let cx = Cx::root();
+            let outer = cx.open_scope(false);
+            let inner_cx = cx.enter(&outer);
+            let nested = inner_cx.open_scope(false);
+            let nested_cx = inner_cx.enter(&nested);
+            let o = outer.clone();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                o.cancel();
+            });
+            let r = nested_cx.wait(std::future::pending::<()>()).await;
+            assert_eq!(r, Err(Exc::Cancelled));
+            // The nested scope was not itself cancelled: the error passes it.
+            assert_eq!(nested.exit::<()>(Err(Exc::Cancelled)), Err(Exc::Cancelled));
+            assert_eq!(outer.exit::<()>(Err(Exc::Cancelled)), Ok(None));
+        });
+    }
+
+    #[test]
+    fn move_on_after_none_never_fires() {
+        block_on(async {
+            let cx = Cx::root();
+            let (scope, r) = cx
+                .move_on_after(None, async |cx| cx.sleep(Duration::from_secs(60)).await)
+                .await;
+            assert_eq!(r, Ok(Some(())));
+            assert!(!scope.cancel_called());
+            let (scope, r) = cx
+                .move_on_after(Some(Duration::from_secs(1)), async |cx| {
+                    cx.sleep(Duration::from_secs(60)).await
+                })
+                .await;
+            assert_eq!(r, Ok(None));
+            assert!(scope.cancel_called());
+        });
+    }
+}

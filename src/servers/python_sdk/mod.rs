@@ -1,0 +1,197 @@
+//! The python-sdk 1.20 stack, modelled layer by layer after the released code:
+//! mcp 1.20.0 on uvicorn 0.38.0, sse-starlette 3.0.3 and anyio 4.
+//!
+//! ```text
+//!  hyper HTTP/1.1 (real framing over the connection it is given)
+//!   └ uvicorn        uvicorn/       ASGI host: cycles, disconnects, after-return rules, shutdown
+//!      └ tracking    crate::asgi::tracking (the harness's eyes; a tower Layer)
+//!         └ Starlette starlette.rs  error middleware, route /mcp, Request/Response
+//!            └ session_manager.rs   sessions by id, uuid4 ids from the process's id source
+//!               └ transport.rs      POST → request stream, sse_writer, router
+//!                  ├ sse_starlette.rs  EventSourceResponse's task group
+//!                  └ session.rs        ServerSession + Server.run → tools.rs
+//! ```
+//!
+//! All of it runs on [`anyio`], the model of Python's async semantics. The
+//! variants ([`Variant`]) change one named thing each.
+
+pub mod anyio;
+mod pydict;
+mod session;
+mod session_manager;
+mod sse_starlette;
+mod starlette;
+mod tools;
+mod transport;
+pub mod uvicorn;
+mod variant;
+
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+pub use variant::Variant;
+
+use anyio::{Cx, Exc};
+use session_manager::{ManagerLifespan, SessionManager};
+use sse_starlette::AppStatus;
+use starlette::Response;
+
+use crate::asgi::tracking::TrackingLayer;
+use crate::asgi::{AsgiCall, AsgiFuture, LocalBoxFuture, Outgoing};
+use crate::servers::{Layers, OpenStream, ServerEnv, ServerStack, StackProbe};
+
+/// The python-sdk 1.20 stack in one of its variants.
+pub struct PythonSdk {
+    variant: Variant,
+}
+
+impl PythonSdk {
+    /// The stack for `variant`.
+    pub fn new(variant: Variant) -> Self {
+        Self { variant }
+    }
+}
+
+impl ServerStack for PythonSdk {
+    fn name(&self) -> &'static str {
+        self.variant.name()
+    }
+
+    fn about(&self) -> &'static str {
+        self.variant.about()
+    }
+
+    fn layers(&self) -> Layers {
+        Layers {
+            http_host: "uvicorn",
+            sse: "sse-starlette",
+            transport: "mcp.server.streamable_http",
+        }
+    }
+
+    fn run(&self, env: ServerEnv) -> LocalBoxFuture<'static, ()> {
+        let variant = self.variant;
+        Box::pin(async move {
+            // The process: everything it spawns lives in this local set and
+            // dies with it when the process exits, closing its sockets.
+            let process = tokio::task::LocalSet::new();
+            process.run_until(process_main(variant, env)).await;
+        })
+    }
+}
+
+async fn process_main(variant: Variant, env: ServerEnv) {
+    // sse_starlette's module state: per process.
+    let app_status = Rc::new(AppStatus::default());
+    let manager = SessionManager::new(env.config.clone(), variant, app_status.clone(), env.ids);
+    env.probe.set(Rc::new(Probe(manager.clone())));
+    let app = tower::ServiceBuilder::new()
+        .layer(TrackingLayer::new(env.asgi_log, env.clock, env.incarnation))
+        .service(StarletteApp {
+            manager: manager.clone(),
+        });
+    let mut server = uvicorn::Server::new(uvicorn::Config {
+        timeout_graceful_shutdown: env.config.graceful_timeout,
+    });
+    let status = app_status.clone();
+    server.patch_handle_exit(Rc::new(move || status.handle_exit()));
+    server
+        .serve(
+            app,
+            Rc::new(ManagerLifespan(manager)),
+            env.listener,
+            env.signals,
+            env.listening,
+        )
+        .await;
+}
+
+/// FastMCP's Starlette application: `ServerErrorMiddleware` around a router
+/// with one route, `/mcp`, whose endpoint is the session manager.
+#[derive(Clone)]
+struct StarletteApp {
+    manager: Rc<SessionManager>,
+}
+
+impl tower::Service<AsgiCall> for StarletteApp {
+    type Response = ();
+    type Error = Exc;
+    type Future = AsgiFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Exc>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: AsgiCall) -> AsgiFuture {
+        let manager = self.manager.clone();
+        Box::pin(async move {
+            let started = Rc::new(std::cell::Cell::new(false));
+            let send: Rc<dyn crate::asgi::Send> = Rc::new(NoteStart {
+                inner: call.send.clone(),
+                started: started.clone(),
+            });
+            let cx = &call.cx;
+            let result = if call.scope.path == "/mcp" {
+                manager
+                    .handle_request(cx, call.scope.clone(), call.receive.clone(), send.clone())
+                    .await
+            } else {
+                Response::new("Not Found", 404, vec![], Some("text/plain"))
+                    .call(cx, &*send)
+                    .await
+            };
+            // ServerErrorMiddleware: a 500 if nothing was sent yet, then re-raise.
+            if let Err(e) = &result
+                && e.is_exception()
+                && !started.get()
+            {
+                let _ = Response::new("Internal Server Error", 500, vec![], Some("text/plain"))
+                    .call(cx, &*call.send)
+                    .await;
+            }
+            result
+        })
+    }
+}
+
+/// `ServerErrorMiddleware`'s `_send` wrapper: notes whether a response started.
+struct NoteStart {
+    inner: Rc<dyn crate::asgi::Send>,
+    started: Rc<std::cell::Cell<bool>>,
+}
+
+impl crate::asgi::Send for NoteStart {
+    fn send<'a>(
+        &'a self,
+        cx: &'a Cx,
+        message: Outgoing,
+    ) -> LocalBoxFuture<'a, anyio::PyResult<()>> {
+        if matches!(message, Outgoing::Start { .. }) {
+            self.started.set(true);
+        }
+        self.inner.send(cx, message)
+    }
+}
+
+struct Probe(Rc<SessionManager>);
+
+impl StackProbe for Probe {
+    fn in_flight(&self) -> usize {
+        self.0.handlers.get()
+    }
+
+    fn open_streams(&self) -> Vec<OpenStream> {
+        self.0
+            .all_transports
+            .borrow()
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .flat_map(|t| {
+                t.open_streams().into_iter().map(move |s| OpenStream {
+                    session: t.session_id.clone(),
+                    stream: s,
+                })
+            })
+            .collect()
+    }
+}

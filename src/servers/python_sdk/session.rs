@@ -1,0 +1,457 @@
+//! mcp 1.20.0 `ServerSession` (`mcp/server/session.py`, `mcp/shared/session.py`)
+//! and the low-level `Server.run` loop (`mcp/server/lowlevel/server.py`).
+//!
+//! The receive loop reads the transport's read stream: `initialize` is
+//! answered inline (and marks the session initialized at once), other requests
+//! become `RequestResponder`s handed through a buffer-0 stream to `Server.run`,
+//! which starts one `_handle_message` task per message. Each request handler
+//! runs in the responder's own cancel scope (what `notifications/cancelled`
+//! cancels) and sends its response through the session's write stream to the
+//! transport's router. A handler that sees a cancellation logs "Request …
+//! cancelled - duplicate response suppressed" and sends nothing.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use serde_json::{Value, json};
+
+use super::anyio::{
+    CancelScope, Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
+};
+use super::pydict::PyDict;
+use super::tools;
+use super::transport::{ReadItem, SessionMessage};
+use crate::mcp::{self, Message, codes, id_key};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InitState {
+    NotInitialized,
+    Initializing,
+    Initialized,
+}
+
+/// A request on its way to a handler (`RequestResponder`).
+pub struct Responder {
+    id: Value,
+    method: String,
+    params: Option<Value>,
+    completed: Cell<bool>,
+    scope: RefCell<Option<CancelScope>>,
+}
+
+impl Responder {
+    fn cancelled(&self) -> bool {
+        self.scope
+            .borrow()
+            .as_ref()
+            .is_some_and(CancelScope::cancel_called)
+    }
+}
+
+enum Incoming {
+    Request(Rc<Responder>),
+    Notification(String),
+    Exception(Exc),
+}
+
+/// Methods in python-sdk's `ClientRequest` union; anything else fails
+/// validation ("Invalid request parameters").
+const CLIENT_REQUESTS: [&str; 13] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+];
+
+/// The server side of one MCP session.
+pub struct ServerSession {
+    init_state: Cell<InitState>,
+    write_stream: Rc<MemorySend<SessionMessage>>,
+    in_flight: RefCell<PyDict<Rc<Responder>>>,
+    incoming_tx: Rc<MemorySend<Incoming>>,
+    incoming_rx: Rc<MemoryRecv<Incoming>>,
+}
+
+/// Counts request handlers running in a process (for the probe).
+pub type HandlerCount = Rc<Cell<usize>>;
+
+struct Running(HandlerCount);
+
+impl Running {
+    fn new(c: &HandlerCount) -> Self {
+        c.set(c.get() + 1);
+        Running(c.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// `await server.run(read_stream, write_stream, init_options, stateless=...)`.
+pub async fn run_server(
+    cx: &Cx,
+    read_stream: Rc<MemoryRecv<ReadItem>>,
+    write_stream: Rc<MemorySend<SessionMessage>>,
+    stateless: bool,
+    handlers: HandlerCount,
+) -> PyResult<()> {
+    let (itx, irx) = memory_object_stream::<Incoming>(0);
+    let session = Rc::new(ServerSession {
+        init_state: Cell::new(if stateless {
+            InitState::Initialized
+        } else {
+            InitState::NotInitialized
+        }),
+        write_stream,
+        in_flight: RefCell::new(PyDict::default()),
+        incoming_tx: Rc::new(itx),
+        incoming_rx: Rc::new(irx),
+    });
+    // ServerSession.__aenter__: BaseSession's task group runs _receive_loop.
+    task_group(cx, async |cx, session_tg| {
+        let s = session.clone();
+        session_tg.start_soon("_receive_loop", move |cx| async move {
+            s.receive_loop(&cx, read_stream).await
+        });
+        let r = task_group(cx, async |cx, tg| {
+            while let Some(msg) = session.incoming_rx.next(cx).await? {
+                let s = session.clone();
+                let guard = matches!(msg, Incoming::Request(_)).then(|| Running::new(&handlers));
+                tg.start_soon("_handle_message", move |cx| async move {
+                    let r = s.handle_message(&cx, msg).await;
+                    drop(guard);
+                    r
+                });
+            }
+            Ok(())
+        })
+        .await;
+        // BaseSession.__aexit__ cancels its task group.
+        session_tg.cancel_scope().cancel();
+        r
+    })
+    .await
+}
+
+impl ServerSession {
+    async fn send_message(&self, cx: &Cx, message: Message) -> PyResult<()> {
+        self.write_stream
+            .send(
+                cx,
+                SessionMessage {
+                    message,
+                    related_request_id: None,
+                },
+            )
+            .await
+    }
+
+    async fn respond(&self, cx: &Cx, r: &Responder, result: Result<Value, Value>) -> PyResult<()> {
+        if r.cancelled() {
+            return Ok(());
+        }
+        r.completed.set(true);
+        let message = match result {
+            Ok(result) => Message::Response {
+                id: r.id.clone(),
+                result,
+            },
+            Err(error) => Message::Error {
+                id: r.id.clone(),
+                error,
+            },
+        };
+        self.send_message(cx, message).await
+    }
+
+    async fn receive_loop(
+        self: &Rc<Self>,
+        cx: &Cx,
+        read_stream: Rc<MemoryRecv<ReadItem>>,
+    ) -> PyResult<()> {
+        let r = self.receive_messages(cx, &read_stream).await;
+        let r = match r {
+            Err(Exc::ClosedResource) => {
+                tracing::debug!(target: "root", "Read stream closed by client");
+                Ok(())
+            }
+            Err(e) if e.is_exception() => {
+                tracing::error!(target: "root", "Unhandled exception in receive loop: {e}");
+                Ok(())
+            }
+            other => other,
+        };
+        // async with (self._read_stream, self._write_stream): exit
+        read_stream.close();
+        self.write_stream.close();
+        r
+    }
+
+    async fn receive_messages(
+        self: &Rc<Self>,
+        cx: &Cx,
+        read_stream: &MemoryRecv<ReadItem>,
+    ) -> PyResult<()> {
+        while let Some(item) = read_stream.next(cx).await? {
+            match item {
+                ReadItem::Exception(e) => self.incoming_tx.send(cx, Incoming::Exception(e)).await?,
+                ReadItem::Message(sm) => match sm.message {
+                    Message::Request { id, method, params } => {
+                        let validated = validate_request(&method, params.as_ref());
+                        let responder = Rc::new(Responder {
+                            id: id.clone(),
+                            method,
+                            params,
+                            completed: Cell::new(false),
+                            scope: RefCell::new(None),
+                        });
+                        let r = match validated {
+                            Err(e) => Err(e),
+                            Ok(()) => {
+                                self.in_flight
+                                    .borrow_mut()
+                                    .insert(id_key(&id), responder.clone());
+                                self.received_request(cx, &responder).await
+                            }
+                        };
+                        match r {
+                            Ok(()) => {
+                                if !responder.completed.get() {
+                                    self.incoming_tx
+                                        .send(cx, Incoming::Request(responder))
+                                        .await?;
+                                }
+                            }
+                            Err(e) if e.is_exception() => {
+                                tracing::warn!(target: "root", "Failed to validate request: {e}");
+                                self.send_message(
+                                    cx,
+                                    Message::Error {
+                                        id,
+                                        error: json!({"code": codes::INVALID_PARAMS, "message": "Invalid request parameters", "data": ""}),
+                                    },
+                                )
+                                .await?;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Message::Notification { method, params } => {
+                        let r: PyResult<()> = async {
+                            if method == "notifications/cancelled" {
+                                let target =
+                                    params.as_ref().and_then(|p| p.get("requestId")).map(id_key);
+                                let responder =
+                                    target.and_then(|k| self.in_flight.borrow().get(&k));
+                                if let Some(r) = responder {
+                                    self.cancel_request(cx, &r).await?;
+                                }
+                            } else {
+                                self.received_notification(cx, &method).await?;
+                                self.incoming_tx
+                                    .send(cx, Incoming::Notification(method))
+                                    .await?;
+                            }
+                            Ok(())
+                        }
+                        .await;
+                        match r {
+                            Err(e) if e.is_exception() => {
+                                tracing::warn!(target: "root", "Failed to validate notification: {e}.");
+                            }
+                            other => other?,
+                        }
+                    }
+                    Message::Response { .. } | Message::Error { .. } => {
+                        // No server-to-client requests in this model yet.
+                        self.incoming_tx
+                            .send(
+                                cx,
+                                Incoming::Exception(Exc::Runtime(
+                                    "Received response with an unknown request ID".into(),
+                                )),
+                            )
+                            .await?;
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn received_request(&self, cx: &Cx, r: &Rc<Responder>) -> PyResult<()> {
+        match r.method.as_str() {
+            "initialize" => {
+                self.init_state.set(InitState::Initializing);
+                let requested = r
+                    .params
+                    .as_ref()
+                    .and_then(|p| p.get("protocolVersion"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let version = if mcp::SUPPORTED_PROTOCOL_VERSIONS.contains(&requested) {
+                    requested
+                } else {
+                    mcp::LATEST_PROTOCOL_VERSION
+                };
+                // with responder: await responder.respond(InitializeResult)
+                let scope = cx.open_scope(false);
+                *r.scope.borrow_mut() = Some(scope.clone());
+                let inner = cx.enter(&scope);
+                let result = self
+                    .respond(
+                        &inner,
+                        r,
+                        Ok(json!({
+                            "protocolVersion": version,
+                            "capabilities": {
+                                "experimental": {},
+                                "prompts": {"listChanged": false},
+                                "resources": {"subscribe": false, "listChanged": false},
+                                "tools": {"listChanged": false}
+                            },
+                            "serverInfo": {"name": "mcpsim-python-model", "version": "1.20.0"}
+                        })),
+                    )
+                    .await;
+                if r.completed.get() {
+                    self.in_flight.borrow_mut().pop(&id_key(&r.id));
+                }
+                scope.exit(result)?;
+                self.init_state.set(InitState::Initialized);
+                Ok(())
+            }
+            "ping" => Ok(()),
+            _ if self.init_state.get() != InitState::Initialized => Err(Exc::Runtime(
+                "Received request before initialization was complete".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn received_notification(&self, cx: &Cx, method: &str) -> PyResult<()> {
+        cx.checkpoint().await?;
+        if method == "notifications/initialized" {
+            self.init_state.set(InitState::Initialized);
+        } else if self.init_state.get() != InitState::Initialized {
+            return Err(Exc::Runtime(
+                "Received notification before initialization was complete".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn cancel_request(&self, cx: &Cx, r: &Responder) -> PyResult<()> {
+        let scope = r.scope.borrow().clone();
+        let Some(scope) = scope else {
+            return Err(Exc::Runtime(
+                "RequestResponder must be used as a context manager".into(),
+            ));
+        };
+        scope.cancel();
+        r.completed.set(true);
+        self.send_message(cx, Message::error(r.id.clone(), 0, "Request cancelled"))
+            .await
+    }
+
+    async fn handle_message(self: &Rc<Self>, cx: &Cx, msg: Incoming) -> PyResult<()> {
+        match msg {
+            Incoming::Request(responder) => {
+                // with responder:
+                let scope = cx.open_scope(false);
+                *responder.scope.borrow_mut() = Some(scope.clone());
+                let inner = cx.enter(&scope);
+                let r = self.handle_request(&inner, &responder).await;
+                if responder.completed.get() {
+                    self.in_flight.borrow_mut().pop(&id_key(&responder.id));
+                }
+                scope.exit(r).map(|_| ())
+            }
+            Incoming::Notification(_method) => Ok(()),
+            Incoming::Exception(e) => {
+                tracing::error!(target: "mcp.server.lowlevel.server", "Received exception from stream: {e}");
+                self.send_message(
+                    cx,
+                    Message::Notification {
+                        method: "notifications/message".into(),
+                        params: Some(json!({"level": "error", "logger": "mcp.server.exception_handler", "data": "Internal Server Error"})),
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    async fn handle_request(&self, cx: &Cx, r: &Responder) -> PyResult<()> {
+        tracing::info!(target: "mcp.server.lowlevel.server", "Processing request of type {}", request_type(&r.method));
+        let handled: PyResult<Result<Value, Value>> = match r.method.as_str() {
+            "ping" => Ok(Ok(json!({}))),
+            "tools/list" => Ok(Ok(tools::list())),
+            "tools/call" => tools::call(cx, r.params.as_ref()).await.map(Ok),
+            _ => {
+                let e = json!({"code": codes::METHOD_NOT_FOUND, "message": "Method not found"});
+                return self.respond(cx, r, Err(e)).await;
+            }
+        };
+        let response = match handled {
+            Ok(v) => v,
+            Err(Exc::Cancelled) => {
+                tracing::info!(
+                    target: "mcp.server.lowlevel.server",
+                    "Request {} cancelled - duplicate response suppressed",
+                    id_key(&r.id)
+                );
+                return Ok(());
+            }
+            Err(e) if e.is_exception() => Err(json!({"code": 0, "message": e.to_string()})),
+            Err(e) => return Err(e),
+        };
+        self.respond(cx, r, response).await?;
+        tracing::debug!(target: "mcp.server.lowlevel.server", "Response sent");
+        Ok(())
+    }
+}
+
+fn request_type(method: &str) -> &'static str {
+    match method {
+        "ping" => "PingRequest",
+        "tools/list" => "ListToolsRequest",
+        "tools/call" => "CallToolRequest",
+        "resources/list" => "ListResourcesRequest",
+        "prompts/list" => "ListPromptsRequest",
+        _ => "ClientRequest",
+    }
+}
+
+fn validate_request(method: &str, params: Option<&Value>) -> PyResult<()> {
+    if !CLIENT_REQUESTS.contains(&method) {
+        return Err(Exc::Other {
+            class: "ValidationError",
+            msg: format!("unknown request method {method:?}"),
+        });
+    }
+    if method == "tools/call"
+        && params
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .is_none()
+    {
+        return Err(Exc::Other {
+            class: "ValidationError",
+            msg: "tools/call needs params.name".into(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The run's trace: every tracing event from the simulated hosts, stamped with
+//! virtual time and the host it happened on, kept per run.
+//!
+//! The capture is installed as the thread's default subscriber for the
+//! duration of one run, so parallel runs on other threads never share trace
+//! state. turmoil wraps each host's tick in a `node` span named after the host;
+//! the capture reads the host from it. Wall-clock time never enters a line.
+//!
+//! The trace hash is FNV-1a over the canonical JSON lines: equal hashes mean
+//! byte-identical traces.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use super::rng::fnv1a64;
+
+/// One trace line.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TraceLine {
+    /// Virtual time.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub t: Duration,
+    /// The host ("harness" for the fault injector).
+    pub host: String,
+    /// ERROR, WARN, INFO, DEBUG or TRACE.
+    pub level: String,
+    /// The logger: a Python logger name for the model, `mcpsim::…` otherwise.
+    pub target: String,
+    /// The message.
+    pub msg: String,
+    /// Other fields.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl TraceLine {
+    /// The canonical JSON text of the line.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A one-line human rendering.
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "{:>9} {:<7} {:<5} {}: {}",
+            crate::time::fmt_duration(self.t),
+            self.host,
+            self.level,
+            self.target,
+            self.msg.lines().next().unwrap_or("")
+        );
+        for (k, v) in &self.fields {
+            let _ = write!(s, " {k}={v}");
+        }
+        s
+    }
+}
+
+/// Where the capture puts lines; shared with the harness.
+#[derive(Clone, Default)]
+pub struct TraceSink {
+    lines: Arc<Mutex<Vec<TraceLine>>>,
+    harness_now: Arc<Mutex<Duration>>,
+    panic: Arc<Mutex<Option<String>>>,
+}
+
+impl TraceSink {
+    /// Set the time stamped on events emitted outside any host.
+    pub fn set_harness_time(&self, t: Duration) {
+        if let Ok(mut h) = self.harness_now.lock() {
+            *h = t;
+        }
+    }
+
+    /// Take every line captured so far.
+    pub fn take(&self) -> Vec<TraceLine> {
+        self.lines
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+
+    /// Has a simulated task panicked?
+    pub fn panicked(&self) -> Option<String> {
+        self.panic.lock().ok()?.clone()
+    }
+
+    /// The capture layer writing into this sink.
+    pub fn layer(&self) -> Capture {
+        Capture { sink: self.clone() }
+    }
+}
+
+/// The stable hash of a trace.
+pub fn trace_hash(lines: &[TraceLine]) -> String {
+    let mut buf = Vec::new();
+    for l in lines {
+        buf.extend_from_slice(l.json().as_bytes());
+        buf.push(b'\n');
+    }
+    format!("{:016x}", fnv1a64(&buf))
+}
+
+/// The tracing layer.
+pub struct Capture {
+    sink: TraceSink,
+}
+
+struct HostName(String);
+
+#[derive(Default)]
+struct Fields {
+    msg: String,
+    other: BTreeMap<String, String>,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.msg = value.to_string();
+        } else {
+            self.other
+                .insert(field.name().to_string(), value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.msg = format!("{value:?}");
+        } else {
+            self.other
+                .insert(field.name().to_string(), format!("{value:?}"));
+        }
+    }
+}
+
+impl<S> Layer<S> for Capture
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.metadata().name() != "node" {
+            return;
+        }
+        let mut f = Fields::default();
+        attrs.record(&mut f);
+        if let (Some(name), Some(span)) = (f.other.remove("name"), ctx.span(id)) {
+            span.extensions_mut().insert(HostName(name));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        if meta.target().starts_with("turmoil") {
+            return;
+        }
+        let host = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .from_root()
+                .find_map(|s| s.extensions().get::<HostName>().map(|h| h.0.clone()))
+        });
+        let (host, t) = match host {
+            Some(h) => (h, turmoil::sim_elapsed().unwrap_or_default()),
+            None => (
+                "harness".to_string(),
+                self.sink.harness_now.lock().map(|t| *t).unwrap_or_default(),
+            ),
+        };
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let line = TraceLine {
+            t,
+            host,
+            level: meta.level().to_string(),
+            target: meta.target().to_string(),
+            msg: f.msg,
+            fields: f.other,
+        };
+        if line.target == crate::task::PANIC_TARGET
+            && let Ok(mut p) = self.sink.panic.lock()
+        {
+            p.get_or_insert_with(|| {
+                format!(
+                    "{} (task {}, host {})",
+                    line.msg,
+                    line.fields.get("task").cloned().unwrap_or_default(),
+                    line.host
+                )
+            });
+        }
+        if let Ok(mut l) = self.sink.lines.lock() {
+            l.push(line);
+        }
+    }
+}

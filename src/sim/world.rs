@@ -1,0 +1,415 @@
+//! One run: a scenario and a seed become a turmoil simulation; the fault
+//! injector drives it tick by tick; what the hosts observed becomes the
+//! input of the oracles.
+//!
+//! The loop is VOPR-shaped: every choice comes from the seed's named streams,
+//! faults land at the first tick boundary at or after their exact time, and a
+//! run ends at the scenario's duration or earlier once it is quiescent —
+//! every client host has stopped (script done or crashed), no fault is still
+//! to come, and the server has nothing in flight — and has stayed so long
+//! enough for the last packets to land.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::sync::Notify;
+use tracing_subscriber::layer::SubscriberExt;
+
+use super::net::{SERVER_PORT, SimConnector, SimListener};
+use super::rng::Seeds;
+use super::schedule::{ScheduledFault, realise};
+use super::trace::{TraceLine, TraceSink, trace_hash};
+use crate::asgi::tracking::{AsgiLog, Clock};
+use crate::client::{self, ClientEnv, ClientLog};
+use crate::error::Error;
+use crate::oracles::{self, AppliedFault, EndState, Failure, Observations};
+use crate::scenario::{FaultKind, SERVER_HOST, Scenario};
+use crate::servers::{self, ProbeSlot, ServerConfig, ServerEnv, ServerStack, Signal, Signals};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Nothing left to happen.
+    Quiescent,
+    /// The scenario's duration ran out.
+    Duration,
+}
+
+/// Everything a run produced.
+pub struct Outcome {
+    /// Scenario name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// The stack that ran.
+    pub stack: String,
+    /// What the oracles found (empty: pass).
+    pub failures: Vec<Failure>,
+    /// The trace.
+    pub trace: Vec<TraceLine>,
+    /// Its hash.
+    pub trace_hash: String,
+    /// Virtual time at the end.
+    pub virtual_time: Duration,
+    /// Simulation steps.
+    pub steps: u64,
+    /// Wall-clock time the run took (reporting only; never inside the run).
+    pub wall: Duration,
+    /// Why the run ended.
+    pub end: EndReason,
+    /// The realised fault schedule.
+    pub schedule: Vec<ScheduledFault>,
+    /// What the oracles read.
+    pub observations: Observations,
+}
+
+impl Outcome {
+    /// Did every oracle hold?
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+fn sim_clock() -> Clock {
+    Rc::new(|| turmoil::sim_elapsed().unwrap_or_default())
+}
+
+struct ServerHost {
+    stack: Box<dyn ServerStack>,
+    seeds: Seeds,
+    incarnation: Cell<u32>,
+    signals: Signals,
+    asgi_log: AsgiLog,
+    probe: ProbeSlot,
+    listening: Rc<Cell<bool>>,
+    config: ServerConfig,
+}
+
+struct ClientSlot {
+    name: String,
+    steps: Rc<Vec<client::script::Step>>,
+    abandon: Rc<Notify>,
+}
+
+struct ClientHost {
+    name: String,
+    clients: Vec<ClientSlot>,
+    seeds: Seeds,
+    incarnation: Cell<u32>,
+    log: ClientLog,
+}
+
+/// Run `scenario` with `seed` on `stack`.
+pub fn run(scenario: &Scenario, seed: u64, stack: &str) -> Result<Outcome, Error> {
+    // Wall time is measured around the run for the report, never read inside.
+    let wall_start = std::time::Instant::now();
+    let sink = TraceSink::default();
+    let subscriber = tracing_subscriber::registry().with(sink.layer());
+    let mut outcome =
+        tracing::subscriber::with_default(subscriber, || simulate(scenario, seed, stack, &sink))?;
+    outcome.wall = wall_start.elapsed();
+    Ok(outcome)
+}
+
+fn simulate(
+    scenario: &Scenario,
+    seed: u64,
+    stack_name: &str,
+    sink: &TraceSink,
+) -> Result<Outcome, Error> {
+    let stack = servers::stack(stack_name).ok_or_else(|| {
+        Error::Input(crate::error::InputError::msg(format!(
+            "unknown stack \"{stack_name}\" (known: {})",
+            servers::stack_names().join(", ")
+        )))
+    })?;
+    let layers = stack.layers();
+    let seeds = Seeds::new(seed);
+    let schedule = realise(scenario, &seeds);
+
+    let mut builder = turmoil::Builder::new();
+    builder
+        .tick_duration(scenario.tick)
+        .simulation_duration(Duration::from_secs(365 * 24 * 3600))
+        .rng_seed(rand::Rng::next_u64(&mut seeds.stream("network/turmoil")))
+        .min_message_latency(scenario.latency.min)
+        .max_message_latency(scenario.latency.max)
+        .tcp_capacity(1024);
+    let mut sim = builder.build();
+
+    // The server.
+    let server = Rc::new(ServerHost {
+        stack,
+        seeds,
+        incarnation: Cell::new(0),
+        signals: Signals::default(),
+        asgi_log: AsgiLog::default(),
+        probe: ProbeSlot::default(),
+        listening: Rc::new(Cell::new(false)),
+        config: scenario.server.clone(),
+    });
+    {
+        let server = server.clone();
+        sim.host(SERVER_HOST, move || {
+            let st = server.clone();
+            let inc = st.incarnation.get();
+            st.incarnation.set(inc + 1);
+            st.signals.reset();
+            st.listening.set(false);
+            async move {
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
+                let env = ServerEnv {
+                    listener: Box::new(SimListener(listener)),
+                    ids: st.seeds.stream(&format!("server-ids/{inc}")),
+                    signals: st.signals.clone(),
+                    asgi_log: st.asgi_log.clone(),
+                    clock: sim_clock(),
+                    probe: st.probe.clone(),
+                    incarnation: inc,
+                    listening: st.listening.clone(),
+                    config: st.config.clone(),
+                };
+                st.stack.run(env).await;
+                Ok(())
+            }
+        });
+    }
+
+    // Client hosts, in order of first appearance.
+    let log = ClientLog::default();
+    let mut hosts: Vec<Rc<ClientHost>> = Vec::new();
+    let mut abandon: BTreeMap<String, Rc<Notify>> = BTreeMap::new();
+    let mut client_hosts: BTreeMap<String, String> = BTreeMap::new();
+    for c in &scenario.clients {
+        let notify = Rc::new(Notify::new());
+        abandon.insert(c.name.clone(), notify.clone());
+        client_hosts.insert(c.name.clone(), c.host.clone());
+        let slot = ClientSlot {
+            name: c.name.clone(),
+            steps: Rc::new(c.steps.clone()),
+            abandon: notify,
+        };
+        match hosts.iter_mut().find(|h| h.name == c.host) {
+            Some(h) => Rc::get_mut(h)
+                .ok_or_else(|| Error::Internal("client host shared too early".into()))?
+                .clients
+                .push(slot),
+            None => hosts.push(Rc::new(ClientHost {
+                name: c.host.clone(),
+                clients: vec![slot],
+                seeds,
+                incarnation: Cell::new(0),
+                log: log.clone(),
+            })),
+        }
+    }
+    let authority = format!("{SERVER_HOST}:{SERVER_PORT}");
+    for h in &hosts {
+        let h = h.clone();
+        let authority = authority.clone();
+        let name = h.name.clone();
+        sim.host(name.as_str(), move || {
+            let h = h.clone();
+            let authority = authority.clone();
+            let inc = h.incarnation.get();
+            h.incarnation.set(inc + 1);
+            async move {
+                let process = tokio::task::LocalSet::new();
+                process
+                    .run_until(async {
+                        let mut running = Vec::new();
+                        for c in &h.clients {
+                            let env = ClientEnv {
+                                name: c.name.clone(),
+                                incarnation: inc,
+                                connector: Rc::new(SimConnector {
+                                    addr: authority.clone(),
+                                }),
+                                authority: authority.clone(),
+                                clock: sim_clock(),
+                                log: h.log.clone(),
+                                workload: h.seeds.stream(&format!("workload/{}/{inc}", c.name)),
+                                abandon: c.abandon.clone(),
+                                done: Rc::new(Cell::new(false)),
+                            };
+                            running.push(crate::task::spawn(
+                                "client",
+                                client::run(env, c.steps.clone()),
+                            ));
+                        }
+                        for r in running {
+                            let _ = r.await;
+                        }
+                    })
+                    .await;
+                Ok(())
+            }
+        });
+    }
+    for h in &hosts {
+        let mut r = seeds.stream(&format!("network/link/{}", h.name));
+        let us = r.random_range(
+            scenario.latency.min.as_micros() as u64..=scenario.latency.max.as_micros() as u64,
+        );
+        sim.set_link_latency(h.name.as_str(), SERVER_HOST, Duration::from_micros(us));
+    }
+
+    // The loop.
+    let settle = scenario.latency.max * 2 + scenario.tick * 5;
+    let mut applied: Vec<AppliedFault> = Vec::new();
+    let mut next = 0;
+    let mut steps: u64 = 0;
+    let mut quiet_since: Option<Duration> = None;
+    let end = loop {
+        let now = sim.elapsed();
+        sink.set_harness_time(now);
+        while next < schedule.len() && schedule[next].at <= now {
+            let f = &schedule[next];
+            tracing::info!(target: "mcpsim::fault", "{}", f.kind);
+            apply(&mut sim, &f.kind, &server.signals, &abandon);
+            applied.push(AppliedFault {
+                at: now,
+                kind: f.kind.clone(),
+            });
+            next += 1;
+        }
+        if now >= scenario.duration {
+            break EndReason::Duration;
+        }
+        sim.step()
+            .map_err(|e| Error::Internal(format!("a simulated host failed: {e}")))?;
+        steps += 1;
+        if let Some(p) = sink.panicked() {
+            return Err(Error::Internal(format!("a simulated task panicked: {p}")));
+        }
+        let quiet = next == schedule.len()
+            && hosts.iter().all(|h| !sim.is_host_running(h.name.as_str()))
+            && server_idle(&mut sim, &server);
+        match (quiet, quiet_since) {
+            (true, None) => quiet_since = Some(sim.elapsed()),
+            (true, Some(t)) if sim.elapsed() >= t + settle => break EndReason::Quiescent,
+            (false, _) => quiet_since = None,
+            _ => {}
+        }
+    };
+
+    let virtual_time = sim.elapsed();
+    let server_running = sim.is_host_running(SERVER_HOST);
+    let mut hosts_running = BTreeMap::new();
+    for h in &hosts {
+        hosts_running.insert(h.name.clone(), sim.is_host_running(h.name.as_str()));
+    }
+    let open_streams = if server_running {
+        server.probe.get().map(|p| p.open_streams())
+    } else {
+        None
+    };
+    let server_idle_at_end = server_idle(&mut sim, &server);
+    drop(sim);
+
+    let trace = sink.take();
+    let observations = Observations {
+        layers,
+        asgi: server.asgi_log.records(),
+        requests: log.records(),
+        trace: trace.clone(),
+        open_streams,
+        faults: applied.clone(),
+        client_hosts,
+        end: EndState {
+            at: virtual_time,
+            quiescent: end == EndReason::Quiescent,
+            server_running,
+            server_idle: server_idle_at_end,
+            hosts_running,
+            cut_links: cut_links(&applied),
+        },
+    };
+    let failures = oracles::check_all(&observations);
+    Ok(Outcome {
+        scenario: scenario.name.clone(),
+        seed,
+        stack: stack_name.to_string(),
+        failures,
+        trace_hash: trace_hash(&trace),
+        trace,
+        virtual_time,
+        steps,
+        wall: Duration::ZERO,
+        end,
+        schedule,
+        observations,
+    })
+}
+
+fn server_idle(sim: &mut turmoil::Sim<'_>, server: &ServerHost) -> bool {
+    if !sim.is_host_running(SERVER_HOST) {
+        return true;
+    }
+    // A running process that does not listen is starting or shutting down.
+    if !server.listening.get() {
+        return false;
+    }
+    let current = server.incarnation.get().saturating_sub(1);
+    let running = server
+        .asgi_log
+        .records()
+        .iter()
+        .filter(|r| r.incarnation == current && r.returned.is_none())
+        .count();
+    let handlers = server.probe.get().map(|p| p.in_flight()).unwrap_or(0);
+    running == 0 && handlers == 0
+}
+
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    kind: &FaultKind,
+    signals: &Signals,
+    abandon: &BTreeMap<String, Rc<Notify>>,
+) {
+    match kind {
+        FaultKind::Crash { host } => sim.crash(host.as_str()),
+        FaultKind::Restart { host } => sim.bounce(host.as_str()),
+        FaultKind::Partition { a, b } => sim.partition(a.as_str(), b.as_str()),
+        FaultKind::Repair { a, b } => sim.repair(a.as_str(), b.as_str()),
+        FaultKind::PartitionOneway { from, to } => sim.partition_oneway(from.as_str(), to.as_str()),
+        FaultKind::RepairOneway { from, to } => sim.repair_oneway(from.as_str(), to.as_str()),
+        FaultKind::Hold { a, b } => sim.hold(a.as_str(), b.as_str()),
+        FaultKind::Release { a, b } => sim.release(a.as_str(), b.as_str()),
+        FaultKind::Abandon { client } => {
+            if let Some(n) = abandon.get(client) {
+                n.notify_waiters();
+            }
+        }
+        FaultKind::Shutdown { .. } => signals.raise(Signal::Terminate),
+    }
+}
+
+/// Directed links still cut or held at the end.
+fn cut_links(applied: &[AppliedFault]) -> BTreeSet<(String, String)> {
+    let mut cut = BTreeSet::new();
+    for f in applied {
+        match &f.kind {
+            FaultKind::Partition { a, b } | FaultKind::Hold { a, b } => {
+                cut.insert((a.clone(), b.clone()));
+                cut.insert((b.clone(), a.clone()));
+            }
+            FaultKind::Repair { a, b } | FaultKind::Release { a, b } => {
+                cut.remove(&(a.clone(), b.clone()));
+                cut.remove(&(b.clone(), a.clone()));
+            }
+            FaultKind::PartitionOneway { from, to } => {
+                cut.insert((from.clone(), to.clone()));
+            }
+            FaultKind::RepairOneway { from, to } => {
+                cut.remove(&(from.clone(), to.clone()));
+            }
+            _ => {}
+        }
+    }
+    cut
+}
