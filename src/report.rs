@@ -40,6 +40,11 @@ pub fn json(o: &Outcome) -> Value {
         "wall_ms": (o.wall.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         "steps": o.steps,
         "end": o.end,
+        "links": o.links.iter().map(|(h, d)| (h.clone(), Value::String(fmt_duration(*d)))).collect::<serde_json::Map<_, _>>(),
+        "faults": o.schedule.iter().map(|f| json!({
+            "at": fmt_duration(f.at),
+            "fault": f.kind.to_string(),
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -169,3 +169,112 @@ pub(super) fn parse(c: &Ctx, t: &Spanned<toml::Table>) -> Result<Expectations, I
     };
     Ok(Expectations { seeds, stacks })
 }
+
+/// What one seed did, for judging an expectation.
+#[derive(Debug, Clone)]
+pub struct SeedVerdict {
+    /// The seed.
+    pub seed: u64,
+    /// The oracles that fired (empty: pass).
+    pub oracles: Vec<String>,
+}
+
+impl Expect {
+    /// Does a range of seeds meet this expectation? `Err` says how not.
+    pub fn judge(&self, verdicts: &[SeedVerdict]) -> Result<(), String> {
+        let failing: Vec<&SeedVerdict> =
+            verdicts.iter().filter(|v| !v.oracles.is_empty()).collect();
+        let fired: std::collections::BTreeSet<&str> = failing
+            .iter()
+            .flat_map(|v| v.oracles.iter().map(String::as_str))
+            .collect();
+        let first =
+            |pred: &dyn Fn(&SeedVerdict) -> bool| verdicts.iter().find(|v| pred(v)).map(|v| v.seed);
+        match self {
+            Expect::Pass => match failing.first() {
+                None => Ok(()),
+                Some(v) => Err(format!(
+                    "expected every seed to pass; seed {} fails ({})",
+                    v.seed,
+                    v.oracles.join(", ")
+                )),
+            },
+            Expect::Fails(allowed) | Expect::Sometimes(allowed) => {
+                if let Expect::Fails(_) = self
+                    && let Some(s) = first(&|v| v.oracles.is_empty())
+                {
+                    return Err(format!("expected every seed to fail; seed {s} passes"));
+                }
+                if let Expect::Sometimes(_) = self {
+                    if failing.is_empty() {
+                        return Err("expected some seeds to fail; none does".into());
+                    }
+                    if failing.len() == verdicts.len() {
+                        return Err("expected some seeds to pass; none does".into());
+                    }
+                }
+                if let Some(extra) = fired.iter().find(|o| !allowed.iter().any(|a| a == *o)) {
+                    let s = first(&|v| v.oracles.iter().any(|o| o == extra)).unwrap_or_default();
+                    return Err(format!("unexpected oracle {extra} (first on seed {s})"));
+                }
+                if let Some(missing) = allowed.iter().find(|a| !fired.contains(a.as_str())) {
+                    return Err(format!("expected oracle {missing} never fired"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(seed: u64, oracles: &[&str]) -> SeedVerdict {
+        SeedVerdict {
+            seed,
+            oracles: oracles.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn judge_can_fail_every_way() {
+        let mixed = [v(0, &[]), v(1, &["leak"])];
+        assert!(
+            Expect::Pass
+                .judge(&mixed)
+                .unwrap_err()
+                .contains("seed 1 fails")
+        );
+        assert!(
+            Expect::Fails(vec!["leak".into()])
+                .judge(&mixed)
+                .unwrap_err()
+                .contains("seed 0 passes")
+        );
+        assert!(Expect::Sometimes(vec!["leak".into()]).judge(&mixed).is_ok());
+        assert!(
+            Expect::Sometimes(vec!["hang".into()])
+                .judge(&mixed)
+                .unwrap_err()
+                .contains("unexpected oracle leak")
+        );
+        assert!(
+            Expect::Sometimes(vec!["leak".into(), "hang".into()])
+                .judge(&mixed)
+                .unwrap_err()
+                .contains("hang never fired")
+        );
+        assert!(
+            Expect::Sometimes(vec!["leak".into()])
+                .judge(&[v(0, &[])])
+                .is_err()
+        );
+        assert!(
+            Expect::Sometimes(vec!["leak".into()])
+                .judge(&[v(0, &["leak"])])
+                .is_err()
+        );
+        assert!(SeedRange::parse("5..5").is_err() && SeedRange::parse("0..3").is_ok());
+    }
+}

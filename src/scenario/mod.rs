@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use toml::Spanned;
 
-pub use expect::{Expect, Expectations, SeedRange};
+pub use expect::{Expect, Expectations, SeedRange, SeedVerdict};
 use file::{RawFault, RawScenario, RawSleep, RawStep, RawTarget};
 
 use crate::client::script::{Action, Step};

@@ -63,6 +63,8 @@ pub struct Outcome {
     pub end: EndReason,
     /// The realised fault schedule.
     pub schedule: Vec<ScheduledFault>,
+    /// The realised one-way latency of each client host's link to the server.
+    pub links: BTreeMap<String, Duration>,
     /// What the oracles read.
     pub observations: Observations,
 }
@@ -250,12 +252,18 @@ fn simulate(
             }
         });
     }
+    let mut links = BTreeMap::new();
     for h in &hosts {
-        let mut r = seeds.stream(&format!("network/link/{}", h.name));
-        let us = r.random_range(
-            scenario.latency.min.as_micros() as u64..=scenario.latency.max.as_micros() as u64,
-        );
-        sim.set_link_latency(h.name.as_str(), SERVER_HOST, Duration::from_micros(us));
+        // turmoil moves messages once per tick: latency is drawn in whole ticks.
+        let tick = scenario.tick.as_nanos();
+        let lo = scenario.latency.min.as_nanos().div_ceil(tick) as u64;
+        let hi = ((scenario.latency.max.as_nanos() / tick) as u64).max(lo);
+        let ticks = seeds
+            .stream(&format!("network/link/{}", h.name))
+            .random_range(lo..=hi);
+        let latency = scenario.tick * ticks as u32;
+        sim.set_link_latency(h.name.as_str(), SERVER_HOST, latency);
+        links.insert(h.name.clone(), latency);
     }
 
     // The loop.
@@ -264,6 +272,8 @@ fn simulate(
     let mut next = 0;
     let mut steps: u64 = 0;
     let mut quiet_since: Option<Duration> = None;
+    // A SIGTERM the server process has not finished acting on.
+    let mut shutdown_pending = false;
     let end = loop {
         let now = sim.elapsed();
         sink.set_harness_time(now);
@@ -271,6 +281,13 @@ fn simulate(
             let f = &schedule[next];
             tracing::info!(target: "mcpsim::fault", "{}", f.kind);
             apply(&mut sim, &f.kind, &server.signals, &abandon);
+            match &f.kind {
+                FaultKind::Shutdown { .. } => shutdown_pending = true,
+                FaultKind::Crash { host } | FaultKind::Restart { host } if host == SERVER_HOST => {
+                    shutdown_pending = false
+                }
+                _ => {}
+            }
             applied.push(AppliedFault {
                 at: now,
                 kind: f.kind.clone(),
@@ -286,7 +303,11 @@ fn simulate(
         if let Some(p) = sink.panicked() {
             return Err(Error::Internal(format!("a simulated task panicked: {p}")));
         }
+        if shutdown_pending && !sim.is_host_running(SERVER_HOST) {
+            shutdown_pending = false;
+        }
         let quiet = next == schedule.len()
+            && !shutdown_pending
             && hosts.iter().all(|h| !sim.is_host_running(h.name.as_str()))
             && server_idle(&mut sim, &server);
         match (quiet, quiet_since) {
@@ -342,6 +363,7 @@ fn simulate(
         wall: Duration::ZERO,
         end,
         schedule,
+        links,
         observations,
     })
 }

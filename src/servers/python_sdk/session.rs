@@ -407,7 +407,7 @@ impl ServerSession {
         };
         let response = match handled {
             Ok(v) => v,
-            Err(Exc::Cancelled) => {
+            Err(e) if e.is_cancelled() => {
                 tracing::info!(
                     target: "mcp.server.lowlevel.server",
                     "Request {} cancelled - duplicate response suppressed",

@@ -610,7 +610,8 @@ impl Transport {
             });
             let r = body(cx, read_stream, write_stream).await;
             // finally:
-            for key in self.request_streams.borrow().keys() {
+            let keys = self.request_streams.borrow().keys();
+            for key in keys {
                 self.clean_up_memory_streams(&key);
             }
             self.request_streams.borrow_mut().clear();
@@ -633,7 +634,8 @@ impl Transport {
     pub fn terminate(&self) {
         self.terminated.set(true);
         tracing::info!(target: "mcp.server.streamable_http", "Terminating session: {:?}", self.session_id);
-        for key in self.request_streams.borrow().keys() {
+        let keys = self.request_streams.borrow().keys();
+        for key in keys {
             self.clean_up_memory_streams(&key);
         }
         self.request_streams.borrow_mut().clear();

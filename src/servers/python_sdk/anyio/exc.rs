@@ -12,8 +12,13 @@ use std::fmt;
 /// A Python exception raised inside the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exc {
-    /// anyio's cancellation (asyncio `CancelledError`): a `BaseException`.
+    /// A cancel scope's cancellation (asyncio `CancelledError` raised by anyio
+    /// for a cancelled scope): a `BaseException`, stopped by that scope.
     Cancelled,
+    /// A native `task.cancel()` (uvicorn's graceful-shutdown timeout): also a
+    /// `CancelledError`, delivered once to that task, which no anyio scope
+    /// swallows and which a task group re-raises after its children end.
+    TaskCancelled,
     /// `anyio.ClosedResourceError`: this end of the stream was closed.
     ClosedResource,
     /// `anyio.BrokenResourceError`: the other end of the stream is gone.
@@ -36,7 +41,7 @@ pub type PyResult<T> = Result<T, Exc>;
 impl Exc {
     /// True for anyio/asyncio cancellation.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, Exc::Cancelled)
+        matches!(self, Exc::Cancelled | Exc::TaskCancelled)
     }
 
     /// Would `except Exception:` catch this? Cancellation is a `BaseException`;
@@ -44,7 +49,7 @@ impl Exc {
     /// `BaseException`.
     pub fn is_exception(&self) -> bool {
         match self {
-            Exc::Cancelled => false,
+            Exc::Cancelled | Exc::TaskCancelled => false,
             Exc::Group(members) => members.iter().all(Exc::is_exception),
             _ => true,
         }
@@ -53,7 +58,7 @@ impl Exc {
     /// The Python class name, as a traceback would print it.
     pub fn class(&self) -> &'static str {
         match self {
-            Exc::Cancelled => "CancelledError",
+            Exc::Cancelled | Exc::TaskCancelled => "CancelledError",
             Exc::ClosedResource => "ClosedResourceError",
             Exc::BrokenResource => "BrokenResourceError",
             Exc::EndOfStream => "EndOfStream",

@@ -29,5 +29,5 @@ pub use event::Event;
 pub use exc::{Exc, PyResult};
 pub use lock::Lock;
 pub use memory::{MemoryRecv, MemorySend, memory_object_stream};
-pub use scope::{CancelScope, Cx};
+pub use scope::{CancelScope, Cx, TaskHandle};
 pub use task_group::{TaskGroup, TaskStatus, task_group};

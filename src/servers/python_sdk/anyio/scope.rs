@@ -146,10 +146,33 @@ impl CancelScope {
     }
 }
 
+#[derive(Default)]
+struct TaskState {
+    native_cancel: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// A handle on a task, for `task.cancel()`.
+#[derive(Clone)]
+pub struct TaskHandle(Rc<TaskState>);
+
+impl TaskHandle {
+    /// asyncio's `task.cancel()`: the task's current (or next) await raises
+    /// `CancelledError` once. Unlike a cancel scope it is edge-triggered and
+    /// reaches only this task, not the tasks it started.
+    pub fn cancel(&self) {
+        self.0.native_cancel.set(true);
+        if let Some(w) = self.0.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
 /// The current task standing inside its innermost cancel scope.
 #[derive(Clone)]
 pub struct Cx {
     scope: CancelScope,
+    task: Rc<TaskState>,
 }
 
 impl Cx {
@@ -157,6 +180,42 @@ impl Cx {
     pub fn root() -> Cx {
         Cx {
             scope: CancelScope::new(None, false),
+            task: Rc::new(TaskState::default()),
+        }
+    }
+
+    /// A new task inside `scope` (a task group's child).
+    pub(super) fn new_task_in(scope: &CancelScope) -> Cx {
+        Cx {
+            scope: scope.clone(),
+            task: Rc::new(TaskState::default()),
+        }
+    }
+
+    /// This task, for `task.cancel()`.
+    pub fn task(&self) -> TaskHandle {
+        TaskHandle(self.task.clone())
+    }
+
+    /// Consume a pending native cancellation.
+    pub(super) fn take_native_cancel(&self) -> bool {
+        self.task.native_cancel.replace(false)
+    }
+
+    /// Wake this task on a native cancellation.
+    pub(super) fn register_task_waker(&self, waker: &Waker) {
+        *self.task.waker.borrow_mut() = Some(waker.clone());
+    }
+
+    /// The exception a cancelled await raises now, if any (consumes a native
+    /// cancellation).
+    fn pending_cancel(&self) -> Option<Exc> {
+        if self.take_native_cancel() {
+            Some(Exc::TaskCancelled)
+        } else if self.scope.effectively_cancelled() {
+            Some(Exc::Cancelled)
+        } else {
+            None
         }
     }
 
@@ -174,22 +233,22 @@ impl Cx {
     pub fn enter(&self, scope: &CancelScope) -> Cx {
         Cx {
             scope: scope.clone(),
+            task: self.task.clone(),
         }
     }
 
     /// Would the next checkpoint raise?
     pub fn is_cancelled(&self) -> bool {
-        self.scope.effectively_cancelled()
+        self.task.native_cancel.get() || self.scope.effectively_cancelled()
     }
 
     /// `anyio.lowlevel.checkpoint()` (= `sleep(0)`): yield to the loop, then
     /// raise if cancelled.
     pub async fn checkpoint(&self) -> PyResult<()> {
         tokio::task::yield_now().await;
-        if self.is_cancelled() {
-            Err(Exc::Cancelled)
-        } else {
-            Ok(())
+        match self.pending_cancel() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
@@ -197,7 +256,7 @@ impl Cx {
     pub async fn checkpoint_if_cancelled(&self) -> PyResult<()> {
         if self.is_cancelled() {
             tokio::task::yield_now().await;
-            return Err(Exc::Cancelled);
+            return Err(self.pending_cancel().unwrap_or(Exc::Cancelled));
         }
         Ok(())
     }
@@ -212,15 +271,10 @@ impl Cx {
     pub async fn wait<F: Future>(&self, fut: F) -> PyResult<F::Output> {
         if self.is_cancelled() {
             tokio::task::yield_now().await;
-            return Err(Exc::Cancelled);
+            return Err(self.pending_cancel().unwrap_or(Exc::Cancelled));
         }
         let key = self.scope.waiter_key();
-        Cancellable {
-            scope: &self.scope,
-            key,
-            fut,
-        }
-        .await
+        Cancellable { cx: self, key, fut }.await
     }
 
     /// `anyio.sleep(delay)`.
@@ -259,7 +313,7 @@ impl Cx {
 
 pin_project_lite::pin_project! {
     struct Cancellable<'a, F> {
-        scope: &'a CancelScope,
+        cx: &'a Cx,
         key: u64,
         #[pin]
         fut: F,
@@ -267,7 +321,7 @@ pin_project_lite::pin_project! {
 
     impl<'a, F> PinnedDrop for Cancellable<'a, F> {
         fn drop(this: Pin<&mut Self>) {
-            this.scope.unregister(this.key);
+            this.cx.scope.unregister(this.key);
         }
     }
 }
@@ -279,15 +333,16 @@ impl<F: Future> Future for Cancellable<'_, F> {
         let this = self.project();
         // Cancellation first: asyncio delivers a pending cancel even when the
         // awaited future completed in the same loop iteration.
-        if this.scope.effectively_cancelled() {
-            return Poll::Ready(Err(Exc::Cancelled));
+        if let Some(e) = this.cx.pending_cancel() {
+            return Poll::Ready(Err(e));
         }
         match this.fut.poll(cx) {
             Poll::Ready(v) => Poll::Ready(Ok(v)),
             Poll::Pending => {
                 // The innermost scope suffices: cancelling any enclosing scope
                 // walks down to it (`wake_tree`), stopping only at shields.
-                this.scope.register(*this.key, cx.waker());
+                this.cx.scope.register(*this.key, cx.waker());
+                this.cx.register_task_waker(cx.waker());
                 Poll::Pending
             }
         }

@@ -75,7 +75,7 @@ impl TaskGroup {
             tracing::error!(target: "anyio", "start_soon({name}) on a task group that is not active");
             return;
         }
-        let child = Cx::root().enter(&self.scope);
+        let child = Cx::new_task_in(&self.scope);
         self.spawn_child(name, func(child), None::<Rc<RefCell<StartSlot<()>>>>);
     }
 
@@ -93,7 +93,7 @@ impl TaskGroup {
         }
         let slot = Rc::new(RefCell::new(StartSlot::Waiting(None)));
         let status = TaskStatus { slot: slot.clone() };
-        let child = Cx::root().enter(&self.scope);
+        let child = Cx::new_task_in(&self.scope);
         self.spawn_child(name, func(child, status), Some(slot.clone()));
         cx.wait(WaitStarted(slot)).await?
     }
@@ -161,16 +161,29 @@ impl<T> Future for WaitStarted<T> {
     }
 }
 
-struct WaitIdle(Rc<State>);
+/// `__aexit__`'s wait for the children: not interrupted by anything, but a
+/// native `task.cancel()` of the host task cancels the group's scope and is
+/// remembered, to be re-raised once every child has ended.
+struct WaitIdle<'a> {
+    st: Rc<State>,
+    host: &'a Cx,
+    scope: CancelScope,
+    native: bool,
+}
 
-impl Future for WaitIdle {
-    type Output = ();
+impl Future for WaitIdle<'_> {
+    type Output = bool;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.live.get() == 0 {
-            return Poll::Ready(());
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.host.take_native_cancel() {
+            self.native = true;
+            self.scope.cancel();
         }
-        *self.0.idle_waker.borrow_mut() = Some(cx.waker().clone());
+        if self.st.live.get() == 0 {
+            return Poll::Ready(self.native);
+        }
+        *self.st.idle_waker.borrow_mut() = Some(cx.waker().clone());
+        self.host.register_task_waker(cx.waker());
         Poll::Pending
     }
 }
@@ -196,16 +209,25 @@ pub async fn task_group(
             tg.st.exceptions.borrow_mut().push(e.clone());
         }
     }
-    if tg.st.live.get() > 0 {
-        // Waiting for children cannot be interrupted (anyio shields it).
-        WaitIdle(tg.st.clone()).await;
+    let native = if tg.st.live.get() > 0 {
+        WaitIdle {
+            st: tg.st.clone(),
+            host: &inner,
+            scope: scope.clone(),
+            native: false,
+        }
+        .await
     } else {
         inner.cancel_shielded_checkpoint().await;
-    }
+        false
+    };
     tg.st.active.set(false);
     let exceptions = tg.st.exceptions.take();
     if !exceptions.is_empty() {
         return scope.exit::<()>(Err(Exc::Group(exceptions))).map(|_| ());
+    }
+    if native {
+        return Err(Exc::TaskCancelled);
     }
     scope.exit(body_result).map(|_| ())
 }

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use super::body::AsgiBody;
 use super::cycle::{Callables, Cycle};
 use crate::asgi::{AsgiApp, AsgiCall, LocalBoxFuture, Scope};
-use crate::servers::python_sdk::anyio::{CancelScope, Cx, Event, PyResult};
+use crate::servers::python_sdk::anyio::{Cx, Event, PyResult, TaskHandle};
 use crate::servers::{Conn, Listener, Signal, Signals};
 
 /// The parts of uvicorn's `Config` the model honours.
@@ -49,7 +49,7 @@ pub trait Lifespan {
 #[derive(Default)]
 pub(crate) struct ServerState {
     connections: RefCell<BTreeMap<u64, Rc<ConnState>>>,
-    tasks: RefCell<BTreeMap<u64, CancelScope>>,
+    tasks: RefCell<BTreeMap<u64, TaskHandle>>,
     next_id: Cell<u64>,
     total_requests: Cell<u64>,
 }
@@ -190,7 +190,7 @@ impl Server {
             None => wait.await,
             Some(t) => {
                 if tokio::time::timeout(t, wait).await.is_err() {
-                    let tasks: Vec<CancelScope> =
+                    let tasks: Vec<TaskHandle> =
                         self.state.tasks.borrow().values().cloned().collect();
                     tracing::error!(
                         target: "uvicorn.error",
@@ -347,7 +347,7 @@ fn on_request<A: AsgiApp>(
 
     let cx = Cx::root();
     let task_id = state.next_id();
-    state.tasks.borrow_mut().insert(task_id, cx.scope().clone());
+    state.tasks.borrow_mut().insert(task_id, cx.task());
     let run_cycle = cycle.clone();
     let run_state = state.clone();
     crate::task::spawn("uvicorn.run_asgi", async move {
