@@ -1,4 +1,58 @@
-//! mcpsim (tour written once the pieces settle).
+//! mcpsim — a deterministic simulator for the Model Context Protocol's
+//! Streamable HTTP transport.
+//!
+//! MCP servers answer clients over HTTP, often as a stream of Server-Sent
+//! Events, and their hardest bugs live at the edges of a stream: a client
+//! that vanishes between the response headers and the first event, a
+//! partition during a long tool call, a shutdown. Those bugs depend on timing;
+//! mcpsim takes timing away from chance. A run is one seed: it fixes link
+//! latencies, fault times and the workload, so the same seed replays the same
+//! run byte for byte, and a failing seed fails every time.
+//!
+//! # A tour of the crate
+//!
+//! The story of one run, and where each part lives:
+//!
+//! * [`scenario`] — a scenario file (TOML, in `sims/`) says what runs: the
+//!   server stack, logical clients with their scripts, link latency bounds,
+//!   faults at exact virtual times or in windows drawn from the seed, and what
+//!   each stack is expected to do. Loading validates everything and names the
+//!   file, line and field of any problem.
+//! * [`sim`] — the world. [`sim::rng`] derives one named ChaCha stream per
+//!   concern from the seed; [`sim::schedule`] realises the faults;
+//!   [`sim::run`] builds a turmoil simulation (one host for the server, one
+//!   per client host), drives it tick by tick, injects each fault at its exact
+//!   time, and stops at the scenario's duration or once nothing is left to
+//!   happen. [`sim::trace`] stamps every tracing event with virtual time and
+//!   host, and hashes the trace.
+//! * [`servers`] — the servers under test, behind a small trait: a server is a
+//!   process that takes a listener, an id source, signals and a place for its
+//!   observations, and knows nothing of the simulator.
+//!   [`servers::python_sdk`] models python-sdk 1.20.0 layer by layer —
+//!   anyio's cancellation semantics, uvicorn as the ASGI host over real hyper
+//!   HTTP/1.1, sse-starlette's `EventSourceResponse`, the MCP transport and
+//!   session manager — in three variants (as released, the seed repro's fix,
+//!   a real fix).
+//! * [`asgi`] — the ASGI contract as types; applications are tower services,
+//!   and [`asgi::tracking`] is the tower layer through which the harness sees
+//!   every response start, body, final body and disconnect.
+//! * [`client`] — the MCP client: runs a script over hyper, parses SSE, and
+//!   records what it saw (including how each body ended).
+//! * [`oracles`] — one file per oracle; each turns the observations into
+//!   failures with a stable signature (oracle + where).
+//! * [`report`] and [`cli`] — the JSON and human reports, the command that
+//!   replays a failure, and the command line.
+//!
+//! # Rules of the house
+//!
+//! Nothing inside a simulation reads the wall clock or the OS's randomness,
+//! iterates a hash map where the order could reach the trace, uses an unbiased
+//! `select!`, or starts a thread. Every random choice comes from the seed
+//! through a named stream, so adding a client does not move a fault. The
+//! servers and clients never look at the simulator, and the harness never
+//! looks inside a server: it reads what the tracking layer, the clients and
+//! the server's probe observed.
+
 pub mod asgi;
 pub mod cli;
 pub mod client;

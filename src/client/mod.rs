@@ -199,10 +199,32 @@ async fn exchange(
         end = work => end,
     };
     let at = (env.clock)();
+    let (answered, expects) = env
+        .log
+        .with(idx, |r| (r.response.is_some(), r.expects_response));
+    tracing::debug!(
+        target: "mcpsim::client",
+        client = %env.name,
+        "{}: body {}{}",
+        step.describe(),
+        match &end {
+            BodyEnd::Complete => "complete".to_string(),
+            BodyEnd::Truncated(e) => format!("truncated ({e})"),
+            BodyEnd::Abandoned => "abandoned by the client".to_string(),
+            BodyEnd::Cancelled => "cancelled by the client".to_string(),
+            BodyEnd::Failed(e) => format!("failed ({e})"),
+        },
+        if expects && unanswered(&end, answered) { ", no response" } else { "" }
+    );
     env.log.with(idx, |r| {
         r.end = Some(end);
         r.ended_at = Some(at);
     });
+}
+
+/// Worth flagging in the trace: a body that ended without the answer.
+fn unanswered(end: &BodyEnd, answered: bool) -> bool {
+    matches!(end, BodyEnd::Complete | BodyEnd::Truncated(_)) && !answered
 }
 
 /// One HTTP exchange. Dropping this future closes its connection.
@@ -247,6 +269,13 @@ async fn talk(
     // notify_one keeps a permit if the abandon timer is not waiting yet.
     head.notify_one();
     let status = resp.status().as_u16();
+    tracing::debug!(
+        target: "mcpsim::client",
+        client = %env.name,
+        "{}: HTTP {status} {}",
+        step.describe(),
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("-")
+    );
     let header = |n: &str| {
         resp.headers()
             .get(n)
@@ -374,6 +403,7 @@ fn answer(
         }
         _ => return,
     };
+    tracing::debug!(target: "mcpsim::client", client = %env.name, "response{}: {summary}", if is_error { " (error)" } else { "" });
     env.log.with(idx, |r| {
         r.response.get_or_insert(ResponseRecord {
             at,
