@@ -30,12 +30,17 @@ latency = {{ min = "5ms", max = "5ms" }}
     )
 }
 
+/// The scenario with these faults, seed 1, on the released stack.
+fn with_faults(faults: &str) -> mcpsim::sim::Outcome {
+    run(&scenario(faults), 1, STACK)
+}
+
 const SLOW: &str = "tools/call slow_operation";
 const QUICK: &str = "tools/call get_greeting";
 
 #[test]
 fn baseline_answers_everything() {
-    let o = run(&scenario(""), 1, STACK);
+    let o = with_faults("");
     assert!(o.passed(), "{:?}", o.failures);
     assert!(request(&o, "c1", SLOW).response.is_some());
     assert!(request(&o, "c1", QUICK).response.is_some());
@@ -43,11 +48,7 @@ fn baseline_answers_everything() {
 
 #[test]
 fn crash_of_a_client_leaves_its_call_unfinished_and_the_server_sees_a_disconnect() {
-    let o = run(
-        &scenario("[[fault]]\nat = \"1s\"\ncrash = \"c1\""),
-        1,
-        STACK,
-    );
+    let o = with_faults("[[fault]]\nat = \"1s\"\ncrash = \"c1\"");
     let slow = request(&o, "c1", SLOW);
     assert!(slow.end.is_none() && slow.response.is_none());
     assert!(requests(&o, "c1", QUICK).is_empty());
@@ -62,11 +63,7 @@ fn crash_of_a_client_leaves_its_call_unfinished_and_the_server_sees_a_disconnect
 
 #[test]
 fn crash_of_the_server_cuts_the_stream_and_nothing_answers_afterwards() {
-    let o = run(
-        &scenario("[[fault]]\nat = \"1s\"\ncrash = \"server\""),
-        1,
-        STACK,
-    );
+    let o = with_faults("[[fault]]\nat = \"1s\"\ncrash = \"server\"");
     let slow = request(&o, "c1", SLOW);
     assert!(
         matches!(slow.end, Some(BodyEnd::Truncated(_))),
@@ -80,11 +77,7 @@ fn crash_of_the_server_cuts_the_stream_and_nothing_answers_afterwards() {
 
 #[test]
 fn restart_of_the_server_forgets_the_session() {
-    let o = run(
-        &scenario("[[fault]]\nat = \"1s\"\nrestart = \"server\""),
-        1,
-        STACK,
-    );
+    let o = with_faults("[[fault]]\nat = \"1s\"\nrestart = \"server\"");
     let quick = request(&o, "c1", QUICK);
     assert_eq!(quick.status, Some(400));
     let summary = &quick.response.as_ref().unwrap().summary;
@@ -97,11 +90,7 @@ fn restart_of_the_server_forgets_the_session() {
 
 #[test]
 fn restart_of_a_client_runs_its_script_again_with_a_new_session() {
-    let o = run(
-        &scenario("[[fault]]\nat = \"1s\"\ncrash = \"c1\"\nfor = \"1s\""),
-        1,
-        STACK,
-    );
+    let o = with_faults("[[fault]]\nat = \"1s\"\ncrash = \"c1\"\nfor = \"1s\"");
     let inits = requests(&o, "c1", "initialize");
     assert_eq!(inits.len(), 2);
     assert_eq!((inits[0].incarnation, inits[1].incarnation), (0, 1));
@@ -112,11 +101,7 @@ fn restart_of_a_client_runs_its_script_again_with_a_new_session() {
 
 #[test]
 fn partition_across_the_response_loses_it_and_repair_does_not_bring_it_back() {
-    let o = run(
-        &scenario("[[fault]]\nat = \"1s\"\npartition = \"c1\"\nfor = \"2s\""),
-        1,
-        STACK,
-    );
+    let o = with_faults("[[fault]]\nat = \"1s\"\npartition = \"c1\"\nfor = \"2s\"");
     let slow = request(&o, "c1", SLOW);
     assert!(slow.end.is_none() && slow.response.is_none());
     assert!(o.observations.end.cut_links.is_empty());
@@ -157,10 +142,8 @@ fn partition_refuses_new_connections_until_repair() {
 
 #[test]
 fn one_way_partition_loses_the_response_while_the_server_completes_it() {
-    let o = run(
-        &scenario("[[fault]]\nat = \"1s\"\npartition_oneway = [\"server\", \"c1\"]\nfor = \"2s\""),
-        1,
-        STACK,
+    let o = with_faults(
+        "[[fault]]\nat = \"1s\"\npartition_oneway = [\"server\", \"c1\"]\nfor = \"2s\"",
     );
     assert!(request(&o, "c1", SLOW).response.is_none());
     let call = o
@@ -181,29 +164,21 @@ fn one_way_partition_loses_the_response_while_the_server_completes_it() {
 
 #[test]
 fn hold_delays_the_response_until_release() {
-    let base = run(&scenario(""), 1, STACK);
-    let held = run(
-        &scenario("[[fault]]\nat = \"1s\"\nhold = \"c1\"\nfor = \"1.5s\""),
-        1,
-        STACK,
-    );
+    let base = with_faults("");
+    let held = with_faults("[[fault]]\nat = \"1s\"\nhold = \"c1\"\nfor = \"1.5s\"");
     let t0 = request(&base, "c1", SLOW).response.as_ref().unwrap().at;
     let t1 = request(&held, "c1", SLOW).response.as_ref().unwrap().at;
     assert!(
         t1 >= std::time::Duration::from_millis(2500) && t1 > t0,
         "{t0:?} -> {t1:?}"
     );
-    let never = run(&scenario("[[fault]]\nat = \"1s\"\nhold = \"c1\""), 1, STACK);
+    let never = with_faults("[[fault]]\nat = \"1s\"\nhold = \"c1\"");
     assert!(request(&never, "c1", SLOW).response.is_none());
 }
 
 #[test]
 fn abandon_closes_the_clients_stream_and_the_server_sees_a_disconnect() {
-    let o = run(
-        &scenario("[[fault]]\nat = \"1s\"\nabandon = \"c1\""),
-        1,
-        STACK,
-    );
+    let o = with_faults("[[fault]]\nat = \"1s\"\nabandon = \"c1\"");
     assert_eq!(request(&o, "c1", SLOW).end, Some(BodyEnd::Abandoned));
     // The client goes on with its script.
     assert!(request(&o, "c1", QUICK).response.is_some());
@@ -218,11 +193,7 @@ fn abandon_closes_the_clients_stream_and_the_server_sees_a_disconnect() {
 
 #[test]
 fn shutdown_lets_the_call_finish_then_refuses_new_connections() {
-    let o = run(
-        &scenario("[[fault]]\nat = \"1s\"\nshutdown = \"server\""),
-        1,
-        STACK,
-    );
+    let o = with_faults("[[fault]]\nat = \"1s\"\nshutdown = \"server\"");
     assert!(request(&o, "c1", SLOW).response.is_some());
     assert!(
         matches!(&request(&o, "c1", QUICK).end, Some(BodyEnd::Failed(e)) if e.contains("connect"))

@@ -17,7 +17,7 @@ use std::rc::{Rc, Weak};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::anyio::{Cx, Event, Exc, Lock, PyResult, TaskGroup, task_group};
+use super::anyio::{Cx, Event, Exc, Lock, PyResult, TaskGroup, TaskStatus, task_group};
 use super::pydict::PyDict;
 use super::session::{HandlerCount, run_server};
 use super::sse_starlette::AppStatus;
@@ -139,18 +139,7 @@ impl SessionManager {
         let transport = self.new_transport(None);
         let (t, handlers) = (transport.clone(), self.handlers.clone());
         tg.start(cx, "run_stateless_server", move |cx, status| async move {
-            t.clone()
-                .connect(&cx, async |cx, read, write| {
-                    status.started(());
-                    match run_server(cx, read, write, true, handlers).await {
-                        Err(e) if e.is_exception() => {
-                            tracing::error!(target: "mcp.server.streamable_http_manager", "Stateless session crashed\n{e}");
-                            Ok(())
-                        }
-                        other => other,
-                    }
-                })
-                .await
+            serve_transport(t, &cx, status, handlers).await
         })
         .await?;
         transport.handle_request(cx, scope, receive, send).await?;
@@ -193,19 +182,7 @@ impl SessionManager {
                 tracing::info!(target: "mcp.server.streamable_http_manager", "Created new transport with session ID: {sid}");
                 let (me, t, handlers) = (self.clone(), transport.clone(), self.handlers.clone());
                 tg.start(cx, "run_server", move |cx, status| async move {
-                    let r = t
-                        .clone()
-                        .connect(&cx, async |cx, read, write| {
-                            status.started(());
-                            match run_server(cx, read, write, false, handlers).await {
-                                Err(e) if e.is_exception() => {
-                                    tracing::error!(target: "mcp.server.streamable_http_manager", "Session {sid} crashed: {e}");
-                                    Ok(())
-                                }
-                                other => other,
-                            }
-                        })
-                        .await;
+                    let r = serve_transport(t.clone(), &cx, status, handlers).await;
                     // finally: forget a session that ended without terminate()
                     if let Some(id) = &t.session_id
                         && me.server_instances.borrow().contains(id)
@@ -221,6 +198,34 @@ impl SessionManager {
             })
             .await
     }
+}
+
+/// The server task of a transport: `async with transport.connect() as
+/// (read, write): task_status.started(); try: await app.run(read, write, ...)
+/// except Exception: log` — the same in both modes but for the log line.
+async fn serve_transport(
+    transport: Rc<Transport>,
+    cx: &Cx,
+    status: TaskStatus<()>,
+    handlers: HandlerCount,
+) -> PyResult<()> {
+    let stateless = transport.session_id.is_none();
+    transport
+        .clone()
+        .connect(cx, async |cx, read, write| {
+            status.started(());
+            match run_server(cx, read, write, stateless, handlers).await {
+                Err(e) if e.is_exception() => {
+                    match &transport.session_id {
+                        None => tracing::error!(target: "mcp.server.streamable_http_manager", "Stateless session crashed\n{e}"),
+                        Some(sid) => tracing::error!(target: "mcp.server.streamable_http_manager", "Session {sid} crashed: {e}"),
+                    }
+                    Ok(())
+                }
+                other => other,
+            }
+        })
+        .await
 }
 
 /// The Starlette application's lifespan: `async with session_manager.run(): yield`.

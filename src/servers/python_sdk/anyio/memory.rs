@@ -283,14 +283,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        tokio::task::LocalSet::new().block_on(&rt, f)
-    }
+    use super::super::block_on;
 
     #[test]
     fn buffer_zero_is_a_rendezvous() {

@@ -31,3 +31,14 @@ pub use lock::Lock;
 pub use memory::{MemoryRecv, MemorySend, memory_object_stream};
 pub use scope::{CancelScope, Cx, TaskHandle};
 pub use task_group::{TaskGroup, TaskStatus, task_group};
+
+/// Run a future on a paused current-thread runtime (unit tests).
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    tokio::task::LocalSet::new().block_on(&rt, f)
+}

@@ -353,15 +353,7 @@ impl<F: Future> Future for Cancellable<'_, F> {
 mod tests {
     use super::*;
 
-    fn block_on<F: Future>(f: F) -> F::Output {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, f)
-    }
+    use super::super::block_on;
 
     #[test]
     fn cancellation_is_level_triggered() {

@@ -237,14 +237,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn block_on<F: Future>(f: F) -> F::Output {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        tokio::task::LocalSet::new().block_on(&rt, f)
-    }
+    use super::super::block_on;
 
     #[test]
     fn a_child_returning_early_can_cancel_its_siblings() {
