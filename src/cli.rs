@@ -1,17 +1,21 @@
-//! The command line (`mcpsim run`, `mcpsim list`). Parsing and printing only;
-//! the work is the library's.
+//! The command line. Parsing and printing only; the work is the library's.
 //!
-//! Exit codes: 0 every oracle held; 1 a failure was found; 2 bad input (one
-//! line naming file:line and field, or the flag); 3 an internal error.
+//! Exit codes: 0 every oracle held; 1 a failure was found (for a sweep: on
+//! any seed); 2 bad input (one line naming file:line and field, or the flag);
+//! 3 an internal error of mcpsim itself.
 
 use std::ffi::OsString;
-use std::io::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 use crate::error::{Error, InputError};
-use crate::{oracles, report, scenario, servers, sim};
+use crate::explore::determinism::{self, Child};
+use crate::explore::{bisect, sweep};
+use crate::scenario::{self, SeedRange};
+use crate::time::fmt_duration;
+use crate::{bench, oracles, report, servers, sim};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +46,68 @@ enum Cmd {
         /// Write the trace to FILE as JSON lines.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Also run the seed again in this process and in a child process, and
+        /// report the first trace line where they differ.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Print the realised scenario (every random part fixed for the seed)
+        /// as TOML instead of running it.
+        #[arg(long)]
+        print_scenario: bool,
+    },
+    /// Run a range of seeds on all cores and group the failures.
+    Sweep {
+        /// A scenario file, or the name of one in sims/.
+        scenario: String,
+        /// Seeds A..B (B excluded).
+        #[arg(long)]
+        seeds: String,
+        /// Worker threads (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// The server stack (default: the scenario's).
+        #[arg(long)]
+        server: Option<String>,
+        /// Only the seeds s with s mod N = K.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// One JSON object per seed on stdout (summary on stderr).
+        #[arg(long)]
+        json: bool,
+        /// Stop after the first failing seed.
+        #[arg(long)]
+        fail_fast: bool,
+        /// Check every seed's determinism too.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Shrink a failing seed to the smallest exact schedule that still fails,
+    /// and find each remaining fault's race window.
+    Bisect {
+        /// A scenario file, or the name of one in sims/.
+        scenario: String,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// The server stack (default: the scenario's).
+        #[arg(long)]
+        server: Option<String>,
+        /// Where to write the regression scenario (default:
+        /// sims/regressions/<scenario>-<seed>.toml).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The failure signature to keep (default: the run's first).
+        #[arg(long)]
+        signature: Option<String>,
+    },
+    /// Measure mcpsim's speed and print the figures.
+    Bench {
+        /// Seeds for the throughput figure.
+        #[arg(long, default_value_t = 2000)]
+        seeds: u64,
+        /// Worker threads (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// List the scenarios, server stacks and oracles.
     List,
@@ -81,12 +147,57 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             server,
             json,
             trace,
-        } => run(&scenario, seed, server, json, trace),
+            check_determinism,
+            print_scenario,
+        } => {
+            if print_scenario {
+                let sc = scenario::load(&scenario)?;
+                print!("{}", sc.realise(seed).to_toml());
+                return Ok(0);
+            }
+            run(&scenario, seed, server, json, trace, check_determinism)
+        }
+        Cmd::Sweep {
+            scenario,
+            seeds,
+            jobs,
+            server,
+            shard,
+            json,
+            fail_fast,
+            check_determinism,
+        } => run_sweep(
+            &scenario,
+            &seeds,
+            jobs,
+            server,
+            shard,
+            json,
+            fail_fast,
+            check_determinism,
+        ),
+        Cmd::Bisect {
+            scenario,
+            seed,
+            server,
+            out,
+            signature,
+        } => run_bisect(&scenario, seed, server, out, signature),
+        Cmd::Bench { seeds, jobs } => {
+            bench::run(seeds, jobs.unwrap_or_else(cores), &mut std::io::stdout())?;
+            Ok(0)
+        }
         Cmd::List => {
             list();
             Ok(0)
         }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn pick_stack(flag: Option<String>, sc: &scenario::Scenario) -> Result<String, Error> {
@@ -102,32 +213,206 @@ fn pick_stack(flag: Option<String>, sc: &scenario::Scenario) -> Result<String, E
     Ok(name)
 }
 
+fn child(arg: &str) -> Result<Child, Error> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Internal(format!("cannot find mcpsim's own binary: {e}")))?;
+    Ok(Child {
+        exe,
+        scenario_arg: arg.to_string(),
+    })
+}
+
 fn run(
     arg: &str,
     seed: u64,
     server: Option<String>,
     json: bool,
     trace: Option<PathBuf>,
+    check_determinism: bool,
 ) -> Result<i32, Error> {
     let sc = scenario::load(arg)?;
     let stack = pick_stack(server, &sc)?;
-    let outcome = sim::run(&sc, seed, &stack)?;
+    let (outcome, divergence) = if check_determinism {
+        let child = child(arg)?;
+        let (o, d) = determinism::check(&sc, seed, &stack, Some(&child))?;
+        (o, Some(d))
+    } else {
+        (sim::run(&sc, seed, &stack)?, None)
+    };
     if let Some(path) = trace {
-        let mut f = std::fs::File::create(&path).map_err(|e| {
+        let write_err = |e: std::io::Error| {
             InputError::msg(format!("{}: cannot write: {e}", path.display())).field("--trace")
-        })?;
+        };
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(write_err)?);
         for l in &outcome.trace {
-            writeln!(f, "{}", l.json()).map_err(|e| {
-                InputError::msg(format!("{}: cannot write: {e}", path.display())).field("--trace")
-            })?;
+            writeln!(f, "{}", l.json()).map_err(write_err)?;
         }
+        f.flush().map_err(write_err)?;
     }
+    let diverged = matches!(divergence, Some(Some(_)));
     if json {
-        println!("{}", report::json(&outcome));
+        let mut v = report::json(&outcome);
+        if let Some(d) = &divergence {
+            v["deterministic"] = serde_json::Value::Bool(d.is_none());
+            if let Some(d) = d {
+                v["divergence"] = serde_json::to_value(d).unwrap_or_default();
+            }
+        }
+        println!("{v}");
     } else {
         print!("{}", report::human(&outcome, arg));
+        match &divergence {
+            Some(None) => println!(
+                "deterministic: the same trace ({}) twice in this process and once in a child process",
+                outcome.trace_hash
+            ),
+            Some(Some(d)) => println!("NOT DETERMINISTIC: {d}"),
+            None => {}
+        }
     }
-    Ok(if outcome.passed() { 0 } else { 1 })
+    Ok(if outcome.passed() && !diverged { 0 } else { 1 })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_sweep(
+    arg: &str,
+    seeds: &str,
+    jobs: Option<usize>,
+    server: Option<String>,
+    shard: Option<String>,
+    json: bool,
+    fail_fast: bool,
+    check_determinism: bool,
+) -> Result<i32, Error> {
+    let range = SeedRange::parse(seeds).map_err(|m| InputError::msg(m).field("--seeds"))?;
+    let shard = shard
+        .map(|s| sweep::parse_shard(&s).map_err(|m| InputError::msg(m).field("--shard")))
+        .transpose()?;
+    if jobs == Some(0) {
+        return Err(InputError::msg("must be at least 1").field("--jobs").into());
+    }
+    let sc = scenario::load(arg)?;
+    let stack = pick_stack(server, &sc)?;
+    let cfg = sweep::SweepConfig {
+        stack: stack.clone(),
+        seeds: sweep::shard_seeds(range.iter(), shard),
+        jobs: jobs.unwrap_or_else(cores),
+        fail_fast,
+        check_determinism,
+        child: if check_determinism {
+            Some(child(arg)?)
+        } else {
+            None
+        },
+    };
+    let bar = if json || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(cfg.seeds.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds  {per_sec}  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let mut failing = 0usize;
+    let mut stdout = std::io::stdout().lock();
+    let results = sweep::sweep(&sc, &cfg, |r| {
+        bar.inc(1);
+        match r {
+            Ok(r) => {
+                if !r.passed() {
+                    failing += 1;
+                    bar.set_message(format!("{failing} failing"));
+                }
+                if json {
+                    let _ = writeln!(stdout, "{}", r.json);
+                }
+            }
+            Err(e) => bar.println(format!("internal error on seed {}: {}", e.seed, e.error)),
+        }
+    });
+    bar.finish_and_clear();
+    let summary = results.summary(arg, &stack);
+    if json {
+        eprint!("{summary}");
+    } else {
+        let _ = write!(stdout, "{summary}");
+    }
+    Ok(if !results.errors.is_empty() {
+        3
+    } else if results.failing().next().is_some() {
+        1
+    } else {
+        0
+    })
+}
+
+fn run_bisect(
+    arg: &str,
+    seed: u64,
+    server: Option<String>,
+    out: Option<PathBuf>,
+    signature: Option<String>,
+) -> Result<i32, Error> {
+    let sc = scenario::load(arg)?;
+    let stack = pick_stack(server, &sc)?;
+    let report = bisect::bisect(&sc, seed, &stack, signature.as_deref(), &mut |p| {
+        eprintln!("bisect: {p}")
+    })?;
+    let path =
+        out.unwrap_or_else(|| PathBuf::from(format!("sims/regressions/{}-{seed}.toml", sc.name)));
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            InputError::msg(format!("{}: cannot create: {e}", dir.display())).field("--out")
+        })?;
+    }
+    std::fs::write(&path, report.file_text()).map_err(|e| {
+        InputError::msg(format!("{}: cannot write: {e}", path.display())).field("--out")
+    })?;
+    let steps: usize = report.minimal.clients.iter().map(|c| c.steps.len()).sum();
+    println!("signature: {}", report.signature);
+    println!(
+        "shrunk: {} faults -> {}, {} script steps -> {} (1-minimal)",
+        report.original.0,
+        report.minimal.faults.len(),
+        report.original.1,
+        steps
+    );
+    println!(
+        "{:<40} {:>10} {:>10} {:>10}",
+        "fault", "seed's at", "earliest", "latest"
+    );
+    for w in &report.windows {
+        println!(
+            "{:<40} {:>10} {:>10} {:>10}",
+            w.fault,
+            fmt_duration(w.at),
+            fmt_duration(w.earliest),
+            fmt_duration(w.latest)
+        );
+    }
+    if let Some(r) = &report.minimal.regression {
+        println!(
+            "passes on: {}",
+            if r.passes_on.is_empty() {
+                "none".into()
+            } else {
+                r.passes_on.join(", ")
+            }
+        );
+    }
+    println!("runs: {}", report.runs);
+    println!("wrote: {}", path.display());
+    println!(
+        "replay: {}",
+        report::replay_command(&path.display().to_string(), seed, &stack)
+    );
+    Ok(0)
 }
 
 fn list() {

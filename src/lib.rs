@@ -18,7 +18,7 @@
 //!   faults at exact virtual times or in windows drawn from the seed, and what
 //!   each stack is expected to do. Loading validates everything and names the
 //!   file, line and field of any problem.
-//! * [`sim`] — the world. [`sim::rng`] derives one named ChaCha stream per
+//! * [`sim`] — the world. [`rng`] derives one named ChaCha stream per
 //!   concern from the seed; [`sim::schedule`] realises the faults;
 //!   [`sim::run`] builds a turmoil simulation (one host for the server, one
 //!   per client host), drives it tick by tick, injects each fault at its exact
@@ -54,14 +54,20 @@
 //! the server's probe observed.
 
 pub mod asgi;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod explore;
 pub mod mcp;
 pub mod oracles;
 pub mod report;
+pub mod rng;
 pub mod scenario;
 pub mod servers;
 pub mod sim;
+pub mod simulation;
 pub mod task;
 pub mod time;
+
+pub use simulation::{ScenarioBuilder, Simulation, Sweep};

@@ -56,8 +56,27 @@ fn around(o: &Outcome, at: Duration, before: usize, after: usize) -> Vec<String>
     o.trace[from..to].iter().map(|l| l.human()).collect()
 }
 
+/// How to replay a run from a library test: the CLI command when the
+/// scenario is a file, else the test itself with `MCPSIM_SEED`.
+pub fn replay_hint(o: &Outcome) -> String {
+    let source = &o.realised.source;
+    if std::path::Path::new(source).is_file() {
+        replay_command(source, o.seed, &o.stack)
+    } else {
+        format!(
+            "MCPSIM_SEED={} cargo test (scenario {} built in code)",
+            o.seed, o.scenario
+        )
+    }
+}
+
 /// The human report.
 pub fn human(o: &Outcome, scenario_arg: &str) -> String {
+    human_with(o, &replay_command(scenario_arg, o.seed, &o.stack))
+}
+
+/// The human report with a given replay line.
+pub fn human_with(o: &Outcome, replay: &str) -> String {
     let mut s = String::new();
     let verdict = if o.passed() { "PASS" } else { "FAIL" };
     let _ = writeln!(
@@ -96,11 +115,7 @@ pub fn human(o: &Outcome, scenario_arg: &str) -> String {
         for l in around(o, first.at, 10, 3) {
             let _ = writeln!(s, "    {l}");
         }
-        let _ = writeln!(
-            s,
-            "replay: {}",
-            replay_command(scenario_arg, o.seed, &o.stack)
-        );
+        let _ = writeln!(s, "replay: {replay}");
     }
     s
 }

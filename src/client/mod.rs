@@ -65,6 +65,8 @@ pub struct ClientEnv {
     pub abandon: Rc<Notify>,
     /// Set once the script has run to its end.
     pub done: Rc<Cell<bool>>,
+    /// How requests are numbered.
+    pub ids: crate::scenario::IdStrategy,
 }
 
 #[derive(Default)]
@@ -72,6 +74,19 @@ struct Session {
     id: Option<String>,
     protocol: Option<String>,
     next_id: i64,
+    constant_ids: bool,
+}
+
+impl Session {
+    /// The next request id: 0, 1, 2, ... or always 1.
+    fn take_id(&mut self) -> i64 {
+        if self.constant_ids {
+            return 1;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
 }
 
 struct AbortOnDrop<T>(JoinHandle<T>);
@@ -84,9 +99,16 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Run `steps` to the end.
 pub async fn run(mut env: ClientEnv, steps: Rc<Vec<Step>>) {
-    let mut session = Session::default();
+    let mut session = Session {
+        constant_ids: env.ids == crate::scenario::IdStrategy::Constant,
+        ..Session::default()
+    };
     for (i, step) in steps.iter().enumerate() {
         match &step.action {
+            Action::Vanish => {
+                tracing::debug!(target: "mcpsim::client", client = %env.name, "vanishes without a goodbye");
+                break;
+            }
             Action::Sleep { min, max } => {
                 let d = if min == max {
                     *min
@@ -99,8 +121,7 @@ pub async fn run(mut env: ClientEnv, steps: Rc<Vec<Step>>) {
                 tokio::time::sleep(d).await;
             }
             Action::Initialize { protocol } => {
-                let id = session.next_id;
-                session.next_id += 1;
+                let id = session.take_id();
                 let body = json!({
                     "jsonrpc": "2.0", "id": id, "method": "initialize",
                     "params": {
@@ -119,8 +140,7 @@ pub async fn run(mut env: ClientEnv, steps: Rc<Vec<Step>>) {
                 exchange(&env, &mut session, i, step, body, None).await;
             }
             Action::Request { method, params } => {
-                let id = session.next_id;
-                session.next_id += 1;
+                let id = session.take_id();
                 let mut body = json!({"jsonrpc": "2.0", "id": id, "method": method});
                 if let Some(p) = params {
                     body["params"] = p.clone();

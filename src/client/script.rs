@@ -28,6 +28,8 @@ pub enum Action {
         /// Its params.
         params: Option<Value>,
     },
+    /// Stop here, saying no goodbye (the session is left behind).
+    Vanish,
     /// Wait; a range is drawn from the workload stream.
     Sleep {
         /// Shortest wait.
@@ -84,6 +86,7 @@ impl Step {
                 }
             }
             Action::Sleep { .. } => "sleep".into(),
+            Action::Vanish => "vanish".into(),
         }
     }
 }

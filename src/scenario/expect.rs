@@ -18,7 +18,7 @@ use std::ops::Range;
 use serde::Serialize;
 use toml::Spanned;
 
-use super::Ctx;
+use super::parse::Ctx;
 use crate::error::InputError;
 use crate::oracles;
 use crate::servers;

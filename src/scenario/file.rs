@@ -18,6 +18,30 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub fault: Vec<Spanned<RawFault>>,
     pub expect: Option<Spanned<toml::Table>>,
+    pub swarm: Option<Spanned<RawSwarm>>,
+    pub regression: Option<Spanned<RawRegression>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSwarm {
+    pub clients: Option<Vec<u32>>,
+    pub hosts: Option<Vec<u32>>,
+    pub steps: Option<Vec<u32>>,
+    pub faults: Option<Vec<u32>>,
+    pub kinds: Option<Vec<String>>,
+    pub slow: Option<Vec<String>>,
+    pub latency_max: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegression {
+    pub stack: String,
+    pub seed: u64,
+    pub signature: String,
+    #[serde(default)]
+    pub passes_on: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +59,7 @@ pub(super) struct RawServer {
 pub(super) struct RawClient {
     pub name: Spanned<String>,
     pub host: Option<Spanned<String>>,
+    pub ids: Option<Spanned<String>>,
     pub script: Vec<Spanned<RawStep>>,
 }
 
@@ -46,6 +71,7 @@ pub(super) struct RawStep {
     pub call: Option<String>,
     pub request: Option<String>,
     pub sleep: Option<Spanned<RawSleep>>,
+    pub vanish: Option<toml::Table>,
     pub args: Option<toml::Value>,
     pub params: Option<toml::Value>,
     pub abandon_after: Option<Spanned<String>>,
@@ -70,6 +96,7 @@ pub(super) enum RawSleep {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNetwork {
     pub latency: Option<Spanned<RawLatency>>,
+    pub links: Option<Spanned<std::collections::BTreeMap<String, String>>>,
 }
 
 #[derive(Debug, Deserialize)]

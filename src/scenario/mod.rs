@@ -9,22 +9,24 @@
 
 mod expect;
 mod file;
+mod parse;
+mod realise;
+mod swarm;
+mod write;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
-use toml::Spanned;
 
 pub use expect::{Expect, Expectations, SeedRange, SeedVerdict};
-use file::{RawFault, RawScenario, RawSleep, RawStep, RawTarget};
+pub use parse::parse;
+pub use swarm::SwarmSpec;
 
-use crate::client::script::{Action, Step};
+use crate::client::script::Step;
 use crate::error::InputError;
-use crate::mcp::LATEST_PROTOCOL_VERSION;
-use crate::servers::{self, ServerConfig};
-use crate::time::parse_duration;
+use crate::servers::ServerConfig;
 
 /// The host name of the server under test.
 pub const SERVER_HOST: &str = "server";
@@ -52,10 +54,56 @@ pub struct Scenario {
     pub clients: Vec<ClientSpec>,
     /// Link latency bounds (each link's latency is drawn within them).
     pub latency: Latency,
+    /// Exact one-way latency of a client host's link to the server (drawn
+    /// within `latency` for hosts not listed).
+    #[serde(serialize_with = "ser_links")]
+    pub links: BTreeMap<String, Duration>,
     /// Faults.
     pub faults: Vec<FaultSpec>,
     /// Expectations per stack.
     pub expect: Option<Expectations>,
+    /// Draw the clients and faults from the seed instead.
+    pub swarm: Option<SwarmSpec>,
+    /// What this scenario is a regression for (written by `mcpsim bisect`).
+    pub regression: Option<Regression>,
+}
+
+fn ser_links<S: serde::Serializer>(
+    links: &BTreeMap<String, Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(links.len()))?;
+    for (k, v) in links {
+        m.serialize_entry(k, &crate::time::fmt_duration(*v))?;
+    }
+    m.end()
+}
+
+/// A regression recorded by `mcpsim bisect`: it must keep failing with
+/// `signature` on `stack` with `seed`, and keep passing on `passes_on`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Regression {
+    /// The stack it fails on.
+    pub stack: String,
+    /// The seed it was found with.
+    pub seed: u64,
+    /// The failure signature it reproduces.
+    pub signature: String,
+    /// Stacks on which it passed when it was written.
+    pub passes_on: Vec<String>,
+}
+
+/// How a client numbers its JSON-RPC requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdStrategy {
+    /// 0, 1, 2, ... as the official SDKs do.
+    #[default]
+    Counter,
+    /// The same id (1) for every request, as some clients (and the seed
+    /// repro) send.
+    Constant,
 }
 
 /// Link latency bounds.
@@ -76,6 +124,8 @@ pub struct ClientSpec {
     pub name: String,
     /// The simulated host it runs on.
     pub host: String,
+    /// How it numbers its requests.
+    pub ids: IdStrategy,
     /// Its script.
     pub steps: Vec<Step>,
 }
@@ -252,670 +302,12 @@ pub fn catalogue_names() -> Vec<String> {
 /// Load a scenario by name or path.
 pub fn load(arg: &str) -> Result<Scenario, InputError> {
     let path = resolve(arg)?;
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        InputError::msg(format!("cannot read: {e}")).with_file(&path.display().to_string())
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| InputError {
+        file: Some(file.clone()),
+        line: None,
+        field: None,
+        message: format!("cannot read: {e}"),
     })?;
-    parse(&text, &path.display().to_string())
-}
-
-impl InputError {
-    fn with_file(mut self, file: &str) -> Self {
-        self.file = Some(file.to_string());
-        self
-    }
-}
-
-struct Ctx<'a> {
-    text: &'a str,
-    file: &'a str,
-}
-
-impl Ctx<'_> {
-    fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .bytes()
-            .filter(|b| *b == b'\n')
-            .count()
-            + 1
-    }
-
-    fn err<T>(
-        &self,
-        span: std::ops::Range<usize>,
-        field: impl Into<String>,
-        msg: impl Into<String>,
-    ) -> Result<T, InputError> {
-        Err(InputError {
-            file: Some(self.file.to_string()),
-            line: Some(self.line(span.start)),
-            field: Some(field.into()),
-            message: msg.into(),
-        })
-    }
-
-    fn duration(&self, s: &Spanned<String>, field: &str) -> Result<Duration, InputError> {
-        parse_duration(s.get_ref()).or_else(|m| self.err(s.span(), field, m))
-    }
-}
-
-/// Parse and validate scenario text; `file` names it in errors.
-pub fn parse(text: &str, file: &str) -> Result<Scenario, InputError> {
-    let raw: RawScenario = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| {
-            text[..s.start.min(text.len())]
-                .bytes()
-                .filter(|b| *b == b'\n')
-                .count()
-                + 1
-        });
-        InputError {
-            file: Some(file.to_string()),
-            line,
-            field: None,
-            message: e.message().trim().to_string(),
-        }
-    })?;
-    let c = Ctx { text, file };
-    validate(&c, raw)
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-}
-
-fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
-    if !valid_name(raw.name.get_ref()) {
-        return c.err(raw.name.span(), "name", "use letters, digits, '-' and '_'");
-    }
-    let duration = c.duration(&raw.duration, "duration")?;
-    if duration.is_zero() || duration > Duration::from_secs(3600) {
-        return c.err(
-            raw.duration.span(),
-            "duration",
-            "must be more than 0 and at most 1 hour",
-        );
-    }
-    let tick = match &raw.tick {
-        Some(t) => {
-            let d = c.duration(t, "tick")?;
-            // tokio's timer counts whole milliseconds: a finer tick would let
-            // host clocks run ahead of simulated time.
-            if d.subsec_nanos() % 1_000_000 != 0
-                || d < Duration::from_millis(1)
-                || d > Duration::from_millis(100)
-            {
-                return c.err(t.span(), "tick", "must be a whole number of milliseconds from 1ms to 100ms (tokio's timer resolution is 1ms)");
-            }
-            d
-        }
-        None => Duration::from_millis(1),
-    };
-
-    let mut stack = servers::python_sdk::Variant::AsReleased.name().to_string();
-    let mut server = ServerConfig::default();
-    if let Some(s) = &raw.server {
-        if let Some(st) = &s.stack {
-            if servers::stack(st.get_ref()).is_none() {
-                return c.err(
-                    st.span(),
-                    "server.stack",
-                    format!(
-                        "unknown stack \"{}\" (known: {})",
-                        st.get_ref(),
-                        servers::stack_names().join(", ")
-                    ),
-                );
-            }
-            stack = st.get_ref().clone();
-        }
-        if let Some(m) = &s.mode {
-            server.stateless = match m.get_ref().as_str() {
-                "stateful" => false,
-                "stateless" => true,
-                other => {
-                    return c.err(
-                        m.span(),
-                        "server.mode",
-                        format!("\"{other}\": use \"stateful\" or \"stateless\""),
-                    );
-                }
-            };
-        }
-        if let Some(r) = &s.response {
-            server.json_response = match r.get_ref().as_str() {
-                "sse" => false,
-                "json" => true,
-                other => {
-                    return c.err(
-                        r.span(),
-                        "server.response",
-                        format!("\"{other}\": use \"sse\" or \"json\""),
-                    );
-                }
-            };
-        }
-        if let Some(es) = &s.event_store
-            && *es.get_ref()
-        {
-            return c.err(
-                es.span(),
-                "server.event_store",
-                "an event store is not modelled yet (resumability is a later issue); remove it or set false",
-            );
-        }
-        if let Some(g) = &s.graceful_timeout {
-            server.graceful_timeout = Some(c.duration(g, "server.graceful_timeout")?);
-        }
-    }
-
-    if raw.client.is_empty() {
-        return Err(InputError {
-            file: Some(c.file.to_string()),
-            line: None,
-            field: Some("client".into()),
-            message: "a scenario needs at least one [[client]]".into(),
-        });
-    }
-    let mut clients: Vec<ClientSpec> = Vec::new();
-    for (i, rc) in raw.client.iter().enumerate() {
-        let field = format!("client[{i}]");
-        let rc_in = rc.get_ref();
-        let name = rc_in.name.get_ref().clone();
-        if !valid_name(&name) || name == SERVER_HOST {
-            return c.err(
-                rc_in.name.span(),
-                format!("{field}.name"),
-                format!("\"{name}\": use letters, digits, '-', '_' (and not \"server\")"),
-            );
-        }
-        if clients.iter().any(|x| x.name == name) {
-            return c.err(
-                rc_in.name.span(),
-                format!("{field}.name"),
-                format!("duplicate client name \"{name}\""),
-            );
-        }
-        let host = match &rc_in.host {
-            Some(h) => {
-                if !valid_name(h.get_ref()) || h.get_ref() == SERVER_HOST {
-                    return c.err(
-                        h.span(),
-                        format!("{field}.host"),
-                        "use letters, digits, '-', '_' (and not \"server\")",
-                    );
-                }
-                h.get_ref().clone()
-            }
-            None => name.clone(),
-        };
-        let mut steps = Vec::new();
-        for (j, rs) in rc_in.script.iter().enumerate() {
-            steps.push(step(c, rs, &format!("{field}.script[{j}]"))?);
-        }
-        if steps.is_empty() {
-            return c.err(rc.span(), format!("{field}.script"), "the script is empty");
-        }
-        clients.push(ClientSpec { name, host, steps });
-    }
-
-    let latency = match raw.network.as_ref().and_then(|n| n.latency.as_ref()) {
-        Some(l) => {
-            let (min, max) = (
-                parse_duration(&l.get_ref().min)
-                    .or_else(|m| c.err(l.span(), "network.latency.min", m))?,
-                parse_duration(&l.get_ref().max)
-                    .or_else(|m| c.err(l.span(), "network.latency.max", m))?,
-            );
-            if min > max {
-                return c.err(l.span(), "network.latency", "min is larger than max");
-            }
-            if max > Duration::from_secs(10) {
-                return c.err(l.span(), "network.latency.max", "at most 10s");
-            }
-            Latency { min, max }
-        }
-        None => Latency {
-            min: Duration::from_millis(1),
-            max: Duration::from_millis(20),
-        },
-    };
-
-    let mut faults = Vec::new();
-    for (i, rf) in raw.fault.iter().enumerate() {
-        faults.push(fault(c, rf, &format!("fault[{i}]"), duration, &clients)?);
-    }
-
-    let expect = match &raw.expect {
-        Some(t) => Some(expect::parse(c, t)?),
-        None => None,
-    };
-
-    Ok(Scenario {
-        name: raw.name.into_inner(),
-        about: raw.about.unwrap_or_default(),
-        source: c.file.to_string(),
-        duration,
-        tick,
-        stack,
-        server,
-        clients,
-        latency,
-        faults,
-        expect,
-    })
-}
-
-fn toml_to_json(v: &toml::Value) -> Value {
-    match v {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
-    }
-}
-
-fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError> {
-    let s = rs.get_ref();
-    let span = rs.span();
-    let actions = [
-        s.initialize.is_some(),
-        s.notify.is_some(),
-        s.call.is_some(),
-        s.request.is_some(),
-        s.sleep.is_some(),
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
-    if actions != 1 {
-        return c.err(
-            span,
-            field,
-            "a step needs exactly one of: initialize, notify, call, request, sleep",
-        );
-    }
-    let params = s.params.as_ref().map(toml_to_json);
-    let action = if let Some(init) = &s.initialize {
-        Action::Initialize {
-            protocol: init
-                .protocol
-                .clone()
-                .unwrap_or_else(|| LATEST_PROTOCOL_VERSION.to_string()),
-        }
-    } else if let Some(m) = &s.notify {
-        Action::Notify {
-            method: m.clone(),
-            params,
-        }
-    } else if let Some(tool) = &s.call {
-        let args = match &s.args {
-            None => Value::Object(Default::default()),
-            Some(v @ toml::Value::Table(_)) => toml_to_json(v),
-            Some(_) => {
-                return c.err(
-                    span,
-                    format!("{field}.args"),
-                    "must be a table, e.g. { seconds = 2 }",
-                );
-            }
-        };
-        Action::Request {
-            method: "tools/call".into(),
-            params: Some(serde_json::json!({"name": tool, "arguments": args})),
-        }
-    } else if let Some(m) = &s.request {
-        Action::Request {
-            method: m.clone(),
-            params,
-        }
-    } else if let Some(sl) = &s.sleep {
-        let (min, max) = match sl.get_ref() {
-            RawSleep::Fixed(d) => {
-                let d =
-                    parse_duration(d).or_else(|m| c.err(sl.span(), format!("{field}.sleep"), m))?;
-                (d, d)
-            }
-            RawSleep::Range(r) if r.len() == 2 => {
-                let a = parse_duration(&r[0])
-                    .or_else(|m| c.err(sl.span(), format!("{field}.sleep"), m))?;
-                let b = parse_duration(&r[1])
-                    .or_else(|m| c.err(sl.span(), format!("{field}.sleep"), m))?;
-                if a > b {
-                    return c.err(
-                        sl.span(),
-                        format!("{field}.sleep"),
-                        "the range's first bound is larger than its second",
-                    );
-                }
-                (a, b)
-            }
-            RawSleep::Range(_) => {
-                return c.err(
-                    sl.span(),
-                    format!("{field}.sleep"),
-                    "use \"100ms\" or [\"10ms\", \"100ms\"]",
-                );
-            }
-        };
-        Action::Sleep { min, max }
-    } else {
-        unreachable!("exactly one action was counted")
-    };
-    if s.args.is_some() && s.call.is_none() {
-        return c.err(
-            span,
-            format!("{field}.args"),
-            "args go with call (use params with request/notify)",
-        );
-    }
-    if s.params.is_some() && s.request.is_none() && s.notify.is_none() {
-        return c.err(
-            span,
-            format!("{field}.params"),
-            "params go with request or notify",
-        );
-    }
-    let is_request = matches!(action, Action::Request { .. } | Action::Initialize { .. });
-    let abandon_after = match &s.abandon_after {
-        Some(a) if !is_request => {
-            return c.err(
-                a.span(),
-                format!("{field}.abandon_after"),
-                "only a request (initialize, call, request) has a response to abandon",
-            );
-        }
-        Some(a) => Some(c.duration(a, &format!("{field}.abandon_after"))?),
-        None => None,
-    };
-    let cancel_after = match &s.cancel_after {
-        Some(a) if !is_request && !matches!(action, Action::Notify { .. }) => {
-            return c.err(
-                a.span(),
-                format!("{field}.cancel_after"),
-                "only a request or notification can be cancelled",
-            );
-        }
-        Some(a) => Some(c.duration(a, &format!("{field}.cancel_after"))?),
-        None => None,
-    };
-    if s.session.is_some() && matches!(action, Action::Sleep { .. } | Action::Initialize { .. }) {
-        return c.err(
-            span,
-            format!("{field}.session"),
-            "session goes with notify, call or request",
-        );
-    }
-    Ok(Step {
-        action,
-        abandon_after,
-        cancel_after,
-        with_session: s.session.unwrap_or(true),
-        line: c.line(span.start),
-    })
-}
-
-fn fault(
-    c: &Ctx,
-    rf: &Spanned<RawFault>,
-    field: &str,
-    duration: Duration,
-    clients: &[ClientSpec],
-) -> Result<FaultSpec, InputError> {
-    let f = rf.get_ref();
-    let span = rf.span();
-    let when =
-        match (&f.at, &f.window) {
-            (Some(at), None) => {
-                let d = c.duration(at, &format!("{field}.at"))?;
-                if d >= duration {
-                    return c.err(
-                        at.span(),
-                        format!("{field}.at"),
-                        "is not before the scenario's duration",
-                    );
-                }
-                When::At(d)
-            }
-            (None, Some(w)) => {
-                if w.get_ref().len() != 2 {
-                    return c.err(
-                        w.span(),
-                        format!("{field}.window"),
-                        "use [\"from\", \"to\"]",
-                    );
-                }
-                let from = parse_duration(&w.get_ref()[0])
-                    .or_else(|m| c.err(w.span(), format!("{field}.window"), m))?;
-                let to = parse_duration(&w.get_ref()[1])
-                    .or_else(|m| c.err(w.span(), format!("{field}.window"), m))?;
-                if from > to {
-                    return c.err(w.span(), format!("{field}.window"), "from is after to");
-                }
-                if to >= duration {
-                    return c.err(
-                        w.span(),
-                        format!("{field}.window"),
-                        "ends at or after the scenario's duration",
-                    );
-                }
-                When::Window(from, to)
-            }
-            _ => return c.err(
-                span,
-                field,
-                "give exactly one of `at` (an exact time) or `window` (a time drawn from the seed)",
-            ),
-        };
-    let hosts: Vec<&str> = std::iter::once(SERVER_HOST)
-        .chain(clients.iter().map(|cl| cl.host.as_str()))
-        .collect();
-    let host_of = |s: &Spanned<String>, k: &str| -> Result<String, InputError> {
-        let name = s.get_ref();
-        if let Some(cl) = clients.iter().find(|cl| &cl.name == name) {
-            return Ok(cl.host.clone());
-        }
-        if hosts.contains(&name.as_str()) {
-            return Ok(name.clone());
-        }
-        c.err(
-            s.span(),
-            format!("{field}.{k}"),
-            format!("unknown host \"{name}\" (hosts: {})", hosts.join(", ")),
-        )
-    };
-    let pair = |t: &Spanned<RawTarget>, k: &str| -> Result<(String, String), InputError> {
-        let names: Vec<String> = match t.get_ref() {
-            RawTarget::One(a) => vec![a.clone(), SERVER_HOST.to_string()],
-            RawTarget::Pair(v) if v.len() == 2 => v.clone(),
-            RawTarget::Pair(_) => {
-                return c.err(
-                    t.span(),
-                    format!("{field}.{k}"),
-                    "use a host (linked to the server) or [\"a\", \"b\"]",
-                );
-            }
-        };
-        let mut out = Vec::new();
-        for n in names {
-            out.push(host_of(&Spanned::new(t.span(), n), k)?);
-        }
-        if out[0] == out[1] {
-            return c.err(
-                t.span(),
-                format!("{field}.{k}"),
-                "a link needs two different hosts",
-            );
-        }
-        Ok((out[0].clone(), out[1].clone()))
-    };
-    let mut kinds: Vec<FaultKind> = Vec::new();
-    if let Some(h) = &f.crash {
-        kinds.push(FaultKind::Crash {
-            host: host_of(h, "crash")?,
-        });
-    }
-    if let Some(h) = &f.restart {
-        kinds.push(FaultKind::Restart {
-            host: host_of(h, "restart")?,
-        });
-    }
-    if let Some(t) = &f.partition {
-        let (a, b) = pair(t, "partition")?;
-        kinds.push(FaultKind::Partition { a, b });
-    }
-    if let Some(t) = &f.repair {
-        let (a, b) = pair(t, "repair")?;
-        kinds.push(FaultKind::Repair { a, b });
-    }
-    if let Some(t) = &f.partition_oneway {
-        let (from, to) = pair(t, "partition_oneway")?;
-        kinds.push(FaultKind::PartitionOneway { from, to });
-    }
-    if let Some(t) = &f.repair_oneway {
-        let (from, to) = pair(t, "repair_oneway")?;
-        kinds.push(FaultKind::RepairOneway { from, to });
-    }
-    if let Some(t) = &f.hold {
-        let (a, b) = pair(t, "hold")?;
-        kinds.push(FaultKind::Hold { a, b });
-    }
-    if let Some(t) = &f.release {
-        let (a, b) = pair(t, "release")?;
-        kinds.push(FaultKind::Release { a, b });
-    }
-    if let Some(cl) = &f.abandon {
-        if !clients.iter().any(|x| &x.name == cl.get_ref()) {
-            let names: Vec<&str> = clients.iter().map(|x| x.name.as_str()).collect();
-            return c.err(
-                cl.span(),
-                format!("{field}.abandon"),
-                format!(
-                    "unknown client \"{}\" (clients: {})",
-                    cl.get_ref(),
-                    names.join(", ")
-                ),
-            );
-        }
-        kinds.push(FaultKind::Abandon {
-            client: cl.get_ref().clone(),
-        });
-    }
-    if let Some(s) = &f.shutdown {
-        if s.get_ref() != SERVER_HOST {
-            return c.err(
-                s.span(),
-                format!("{field}.shutdown"),
-                "only \"server\" can be shut down",
-            );
-        }
-        let restart_after = match &f.restart_after {
-            Some(r) => Some(c.duration(r, &format!("{field}.restart_after"))?),
-            None => None,
-        };
-        kinds.push(FaultKind::Shutdown { restart_after });
-    } else if let Some(r) = &f.restart_after {
-        return c.err(
-            r.span(),
-            format!("{field}.restart_after"),
-            "goes with shutdown",
-        );
-    }
-    if kinds.len() != 1 {
-        return c.err(
-            span,
-            field,
-            "give exactly one fault kind: crash, restart, partition, repair, partition_oneway, repair_oneway, hold, release, abandon, shutdown",
-        );
-    }
-    let kind = kinds.remove(0);
-    let lasting = match &f.lasting {
-        Some(l) => {
-            if kind.healing().is_none() {
-                return c.err(
-                    l.span(),
-                    format!("{field}.for"),
-                    "`for` goes with crash, partition, partition_oneway or hold",
-                );
-            }
-            Some(c.duration(l, &format!("{field}.for"))?)
-        }
-        None => None,
-    };
-    Ok(FaultSpec {
-        when,
-        kind,
-        lasting,
-        line: c.line(span.start),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const OK: &str = r#"
-name = "t"
-duration = "5s"
-[[client]]
-name = "c1"
-script = [
-  { initialize = {} },
-  { call = "slow_operation", args = { seconds = 2 } },
-]
-[[fault]]
-at = "1.250s"
-crash = "c1"
-"#;
-
-    #[test]
-    fn parses_a_valid_scenario() {
-        let s = parse(OK, "t.toml").expect("valid");
-        assert_eq!(s.clients[0].steps.len(), 2);
-        assert_eq!(s.faults[0].when, When::At(Duration::from_millis(1250)));
-        assert_eq!(s.faults[0].kind, FaultKind::Crash { host: "c1".into() });
-        assert_eq!(s.faults[0].line, 10);
-    }
-
-    fn err_of(text: &str) -> String {
-        parse(text, "t.toml").expect_err("invalid").to_string()
-    }
-
-    #[test]
-    fn errors_name_file_line_and_field() {
-        let e = err_of(&OK.replace("crash = \"c1\"", "crash = \"c9\""));
-        assert!(
-            e.starts_with("t.toml:12: fault[0].crash: unknown host \"c9\""),
-            "{e}"
-        );
-        let e = err_of(&OK.replace("\"1.250s\"", "\"soon\""));
-        assert!(e.starts_with("t.toml:11: fault[0].at:"), "{e}");
-        let e = err_of(&OK.replace("duration = \"5s\"", "duration = \"5s\"\ncolour = 3"));
-        assert!(e.starts_with("t.toml:4:") && e.contains("colour"), "{e}");
-        let e = err_of(
-            "name = \"x\"\nduration = \"1s\"\n[[client]]\nname = \"c\"\nscript = [ { sleep = \"1s\", call = \"x\" } ]\n",
-        );
-        assert!(
-            e.starts_with("t.toml:5: client[0].script[0]: a step needs exactly one"),
-            "{e}"
-        );
-        let e = err_of(
-            "name = \"x\"\nduration = \"1s\"\n[server]\nstack = \"nope\"\n[[client]]\nname = \"c\"\nscript = [ { sleep = \"1s\" } ]\n",
-        );
-        assert!(
-            e.starts_with("t.toml:4: server.stack: unknown stack \"nope\""),
-            "{e}"
-        );
-        assert!(!e.contains('\n'));
-    }
+    parse(&text, &file)
 }

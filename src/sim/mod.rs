@@ -1,9 +1,7 @@
-//! The simulated world: named seed streams ([`rng`]), the realised fault
-//! schedule ([`schedule`]), turmoil adapters ([`net`]), the per-run trace
+//! The simulated world: the fault schedule ([`schedule`]), turmoil adapters ([`net`]), the per-run trace
 //! ([`trace`]) and the run loop ([`run`]).
 
 pub mod net;
-pub mod rng;
 pub mod schedule;
 pub mod trace;
 mod world;

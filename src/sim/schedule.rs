@@ -1,13 +1,12 @@
-//! The realised fault schedule: every fault of a scenario at its exact
-//! virtual time, windows drawn from the seed (one stream per fault), healing
-//! faults (`for = ...`) and restarts after a shutdown added.
+//! The fault schedule of a realised scenario: every fault at its exact
+//! virtual time, with the healing faults (`for = ...`) and the restarts after a
+//! shutdown added.
 
 use std::time::Duration;
 
-use rand::RngExt;
 use serde::Serialize;
 
-use super::rng::Seeds;
+use crate::error::Error;
 use crate::scenario::{FaultKind, SERVER_HOST, Scenario, When};
 
 /// A fault at its exact time.
@@ -24,25 +23,15 @@ pub struct ScheduledFault {
     pub derived: bool,
 }
 
-/// Draw a time in `[from, to]` on tick boundaries.
-fn draw(seeds: &Seeds, index: usize, from: Duration, to: Duration, tick: Duration) -> Duration {
-    let t = tick.as_nanos();
-    let lo = from.as_nanos().div_ceil(t);
-    let hi = (to.as_nanos() / t).max(lo);
-    let n = seeds
-        .stream(&format!("faults/{index}"))
-        .random_range(lo as u64..=hi as u64);
-    Duration::from_nanos(n * t as u64)
-}
-
-/// The schedule of `scenario` under `seeds`, sorted by time (ties keep the
+/// The schedule of a realised `scenario`, sorted by time (ties keep the
 /// file's order); faults that would land at or after the end are dropped.
-pub fn realise(scenario: &Scenario, seeds: &Seeds) -> Vec<ScheduledFault> {
+pub fn expand(scenario: &Scenario) -> Result<Vec<ScheduledFault>, Error> {
     let mut out = Vec::new();
     for (i, f) in scenario.faults.iter().enumerate() {
-        let at = match f.when {
-            When::At(t) => t,
-            When::Window(a, b) => draw(seeds, i, a, b, scenario.tick),
+        let When::At(at) = f.when else {
+            return Err(Error::Internal(format!(
+                "fault {i} has no exact time: the scenario was not realised"
+            )));
         };
         out.push(ScheduledFault {
             at,
@@ -74,5 +63,5 @@ pub fn realise(scenario: &Scenario, seeds: &Seeds) -> Vec<ScheduledFault> {
     }
     out.retain(|f| f.at < scenario.duration);
     out.sort_by_key(|f| (f.at, f.origin, f.derived));
-    out
+    Ok(out)
 }

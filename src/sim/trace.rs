@@ -4,7 +4,8 @@
 //! The capture is installed as the thread's default subscriber for the
 //! duration of one run, so parallel runs on other threads never share trace
 //! state. turmoil wraps each host's tick in a `node` span named after the host;
-//! the capture reads the host from it. Wall-clock time never enters a line.
+//! the capture reads the host from it. turmoil's own per-step events are
+//! switched off at their call sites. Wall-clock time never enters a line.
 //!
 //! The trace hash is FNV-1a over the canonical JSON lines: equal hashes mean
 //! byte-identical traces.
@@ -16,13 +17,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
 
-use super::rng::fnv1a64;
+use crate::rng::fnv1a64;
 
 /// One trace line.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -95,9 +94,12 @@ impl TraceSink {
         self.panic.lock().ok()?.clone()
     }
 
-    /// The capture layer writing into this sink.
-    pub fn layer(&self) -> Capture {
-        Capture { sink: self.clone() }
+    /// The subscriber writing into this sink.
+    pub fn subscriber(&self) -> Capture {
+        Capture {
+            sink: self.clone(),
+            state: Mutex::new(SpanState::default()),
+        }
     }
 }
 
@@ -111,12 +113,39 @@ pub fn trace_hash(lines: &[TraceLine]) -> String {
     format!("{:016x}", fnv1a64(&buf))
 }
 
-/// The tracing layer.
+/// The subscriber of one run. It keeps only what a trace line needs: which
+/// host's tick is running (turmoil enters a `node` span named after the host
+/// around each host's tick) and the events themselves. A purpose-built
+/// subscriber rather than a registry: the span of every host on every tick
+/// costs nothing beyond a vector push.
 pub struct Capture {
     sink: TraceSink,
+    state: Mutex<SpanState>,
 }
 
-struct HostName(String);
+#[derive(Default)]
+struct SpanState {
+    /// Host names, by span id - 1 (a host's `node` span reuses its id).
+    hosts: Vec<String>,
+    /// Entered spans, innermost last (0 = a span mcpsim ignores).
+    stack: Vec<u64>,
+}
+
+struct HostName<'a>(&'a mut Option<String>);
+
+impl Visit for HostName<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "name" {
+            *self.0 = Some(value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "name" {
+            *self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
 
 #[derive(Default)]
 struct Fields {
@@ -144,30 +173,61 @@ impl Visit for Fields {
     }
 }
 
-impl<S> Layer<S> for Capture
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs.metadata().name() != "node" {
-            return;
-        }
-        let mut f = Fields::default();
-        attrs.record(&mut f);
-        if let (Some(name), Some(span)) = (f.other.remove("name"), ctx.span(id)) {
-            span.extensions_mut().insert(HostName(name));
+/// The id of spans mcpsim ignores (every span but turmoil's `node`).
+const IGNORED: u64 = u64::MAX;
+
+fn is_turmoil_event(meta: &Metadata<'_>) -> bool {
+    meta.is_event() && meta.target().starts_with("turmoil")
+}
+
+impl Subscriber for Capture {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if is_turmoil_event(meta) {
+            Interest::never()
+        } else {
+            Interest::always()
         }
     }
 
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        !is_turmoil_event(meta)
+    }
+
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        if attrs.metadata().name() != "node" {
+            return Id::from_u64(IGNORED);
+        }
+        let mut name = None;
+        attrs.record(&mut HostName(&mut name));
+        let name = name.unwrap_or_default();
+        let Ok(mut st) = self.state.lock() else {
+            return Id::from_u64(IGNORED);
+        };
+        let idx = match st.hosts.iter().position(|h| *h == name) {
+            Some(i) => i,
+            None => {
+                st.hosts.push(name);
+                st.hosts.len() - 1
+            }
+        };
+        Id::from_u64(idx as u64 + 1)
+    }
+
+    fn record(&self, _span: &Id, _values: &Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
         let meta = event.metadata();
-        if meta.target().starts_with("turmoil") {
+        if is_turmoil_event(meta) {
             return;
         }
-        let host = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .from_root()
-                .find_map(|s| s.extensions().get::<HostName>().map(|h| h.0.clone()))
+        let host = self.state.lock().ok().and_then(|st| {
+            st.stack
+                .iter()
+                .rev()
+                .find(|id| **id != IGNORED)
+                .and_then(|id| st.hosts.get(*id as usize - 1).cloned())
         });
         let (host, t) = match host {
             Some(h) => (h, turmoil::sim_elapsed().unwrap_or_default()),
@@ -200,6 +260,20 @@ where
         }
         if let Ok(mut l) = self.sink.lines.lock() {
             l.push(line);
+        }
+    }
+
+    fn enter(&self, span: &Id) {
+        if let Ok(mut st) = self.state.lock() {
+            st.stack.push(span.into_u64());
+        }
+    }
+
+    fn exit(&self, span: &Id) {
+        if let Ok(mut st) = self.state.lock()
+            && let Some(pos) = st.stack.iter().rposition(|id| *id == span.into_u64())
+        {
+            st.stack.remove(pos);
         }
     }
 }

@@ -14,18 +14,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
-use rand::RngExt;
 use tokio::sync::Notify;
-use tracing_subscriber::layer::SubscriberExt;
 
 use super::net::{SERVER_PORT, SimConnector, SimListener};
-use super::rng::Seeds;
-use super::schedule::{ScheduledFault, realise};
+use super::schedule::{ScheduledFault, expand};
 use super::trace::{TraceLine, TraceSink, trace_hash};
 use crate::asgi::tracking::{AsgiLog, Clock};
 use crate::client::{self, ClientEnv, ClientLog};
 use crate::error::Error;
 use crate::oracles::{self, AppliedFault, EndState, Failure, Observations};
+use crate::rng::Seeds;
 use crate::scenario::{FaultKind, SERVER_HOST, Scenario};
 use crate::servers::{self, ProbeSlot, ServerConfig, ServerEnv, ServerStack, Signal, Signals};
 
@@ -65,6 +63,8 @@ pub struct Outcome {
     pub schedule: Vec<ScheduledFault>,
     /// The realised one-way latency of each client host's link to the server.
     pub links: BTreeMap<String, Duration>,
+    /// The scenario as it ran: every random part fixed for the seed.
+    pub realised: Scenario,
     /// What the oracles read.
     pub observations: Observations,
 }
@@ -93,6 +93,7 @@ struct ServerHost {
 
 struct ClientSlot {
     name: String,
+    ids: crate::scenario::IdStrategy,
     steps: Rc<Vec<client::script::Step>>,
     abandon: Rc<Notify>,
 }
@@ -109,20 +110,22 @@ struct ClientHost {
 pub fn run(scenario: &Scenario, seed: u64, stack: &str) -> Result<Outcome, Error> {
     // Wall time is measured around the run for the report, never read inside.
     let wall_start = std::time::Instant::now();
+    let realised = scenario.realise(seed);
     let sink = TraceSink::default();
-    let subscriber = tracing_subscriber::registry().with(sink.layer());
+    let subscriber = sink.subscriber();
     let mut outcome =
-        tracing::subscriber::with_default(subscriber, || simulate(scenario, seed, stack, &sink))?;
+        tracing::subscriber::with_default(subscriber, || simulate(realised, seed, stack, &sink))?;
     outcome.wall = wall_start.elapsed();
     Ok(outcome)
 }
 
 fn simulate(
-    scenario: &Scenario,
+    realised: Scenario,
     seed: u64,
     stack_name: &str,
     sink: &TraceSink,
 ) -> Result<Outcome, Error> {
+    let scenario = &realised;
     let stack = servers::stack(stack_name).ok_or_else(|| {
         Error::Input(crate::error::InputError::msg(format!(
             "unknown stack \"{stack_name}\" (known: {})",
@@ -131,7 +134,7 @@ fn simulate(
     })?;
     let layers = stack.layers();
     let seeds = Seeds::new(seed);
-    let schedule = realise(scenario, &seeds);
+    let schedule = expand(scenario)?;
 
     let mut builder = turmoil::Builder::new();
     builder
@@ -192,6 +195,7 @@ fn simulate(
         client_hosts.insert(c.name.clone(), c.host.clone());
         let slot = ClientSlot {
             name: c.name.clone(),
+            ids: c.ids,
             steps: Rc::new(c.steps.clone()),
             abandon: notify,
         };
@@ -237,6 +241,7 @@ fn simulate(
                                 workload: h.seeds.stream(&format!("workload/{}/{inc}", c.name)),
                                 abandon: c.abandon.clone(),
                                 done: Rc::new(Cell::new(false)),
+                                ids: c.ids,
                             };
                             running.push(crate::task::spawn(
                                 "client",
@@ -252,18 +257,12 @@ fn simulate(
             }
         });
     }
-    let mut links = BTreeMap::new();
     for h in &hosts {
-        // turmoil moves messages once per tick: latency is drawn in whole ticks.
-        let tick = scenario.tick.as_nanos();
-        let lo = scenario.latency.min.as_nanos().div_ceil(tick) as u64;
-        let hi = ((scenario.latency.max.as_nanos() / tick) as u64).max(lo);
-        let ticks = seeds
-            .stream(&format!("network/link/{}", h.name))
-            .random_range(lo..=hi);
-        let latency = scenario.tick * ticks as u32;
+        let latency = *scenario
+            .links
+            .get(&h.name)
+            .ok_or_else(|| Error::Internal(format!("no link latency for host {}", h.name)))?;
         sim.set_link_latency(h.name.as_str(), SERVER_HOST, latency);
-        links.insert(h.name.clone(), latency);
     }
 
     // The loop.
@@ -363,8 +362,9 @@ fn simulate(
         wall: Duration::ZERO,
         end,
         schedule,
-        links,
+        links: scenario.links.clone(),
         observations,
+        realised: realised.clone(),
     })
 }
 

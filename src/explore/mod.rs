@@ -1,0 +1,13 @@
+//! Exploration: from one seed to many, and from a failure to its essence.
+//!
+//! * [`sweep`] — run a range of seeds on all cores, group failures by
+//!   signature;
+//! * [`bisect`] — shrink a failing seed's schedule to a 1-minimal exact one
+//!   ([`shrink`]) and find each fault's race window;
+//! * [`determinism`] — check that a seed replays the same trace, in this
+//!   process and in a fresh one.
+
+pub mod bisect;
+pub mod determinism;
+pub mod shrink;
+pub mod sweep;
