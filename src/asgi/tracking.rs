@@ -106,12 +106,12 @@ impl AsgiLog {
         self.0.borrow().clone()
     }
 
-    /// Calls that have not returned yet.
-    pub fn running(&self) -> usize {
+    /// Calls of `incarnation` that have not returned yet.
+    pub fn running_in(&self, incarnation: u32) -> usize {
         self.0
             .borrow()
             .iter()
-            .filter(|r| r.returned.is_none())
+            .filter(|r| r.incarnation == incarnation && r.returned.is_none())
             .count()
     }
 

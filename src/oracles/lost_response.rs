@@ -1,8 +1,8 @@
 //! `lost-response`: a live client that is still connected never got an answer
 //! to a request, although at the end nothing explains it — the network is
-//! whole, the server runs and has nothing in flight. An HTTP error status
-//! counts as an answer; a stream that ended cleanly without the JSON-RPC
-//! response does not.
+//! whole, the server runs and has had nothing in flight for long enough that no
+//! answer can still be on the wire. An HTTP error status counts as an answer; a
+//! stream that ended cleanly without the JSON-RPC response does not.
 
 use super::{Failure, Observations, Oracle};
 use crate::client::BodyEnd;
@@ -19,7 +19,7 @@ impl Oracle for LostResponse {
     }
 
     fn check(&self, obs: &Observations) -> Vec<Failure> {
-        if !obs.end.server_running || !obs.end.server_idle {
+        if !obs.end.server_running {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -34,6 +34,9 @@ impl Oracle for LostResponse {
             let Some(host) = obs.client_hosts.get(&r.client) else {
                 continue;
             };
+            if !obs.settled_since(r.sent_at) {
+                continue;
+            }
             if obs.host_dead_since(host, r.sent_at)
                 || obs.host_killed_between(host, r.sent_at, obs.end.at)
                 || obs

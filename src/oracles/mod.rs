@@ -71,8 +71,14 @@ pub struct EndState {
     pub quiescent: bool,
     /// Is the server process running?
     pub server_running: bool,
-    /// Does the server have nothing in flight?
-    pub server_idle: bool,
+    /// Since when the server has had nothing in flight (`None`: busy at the end).
+    #[serde(serialize_with = "crate::time::ser_opt_duration")]
+    pub server_idle_since: Option<Duration>,
+    /// How long anything can still be on the wire (a whole exchange: four
+    /// one-way trips on the slowest link, and a few ticks): what began within it
+    /// of the end is not settled.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub settle: Duration,
     /// Client hosts still running (their scripts not finished).
     pub hosts_running: BTreeMap<String, bool>,
     /// Directed links still partitioned or held.
@@ -103,6 +109,15 @@ pub struct Observations {
 }
 
 impl Observations {
+    /// Had the server been idle, and the world quiet, long enough before the
+    /// end that nothing sent by `t` can still be on its way?
+    pub fn settled_since(&self, t: Duration) -> bool {
+        let Some(idle) = self.end.server_idle_since else {
+            return false;
+        };
+        self.end.at >= idle + self.end.settle && self.end.at >= t + self.end.settle
+    }
+
     /// Did `host` crash (or restart) within `[from, to]`?
     pub fn host_killed_between(&self, host: &str, from: Duration, to: Duration) -> bool {
         self.faults.iter().any(|f| {

@@ -266,11 +266,22 @@ fn simulate(
     }
 
     // The loop.
-    let settle = scenario.latency.max * 2 + scenario.tick * 5;
+    // A whole exchange — SYN, SYN-ACK, request, response — is four one-way
+    // trips: anything begun less than that before the end may be in flight.
+    let max_link = scenario
+        .links
+        .values()
+        .copied()
+        .max()
+        .unwrap_or_default()
+        .max(scenario.latency.max);
+    let settle = max_link * 4 + scenario.tick * 5;
     let mut applied: Vec<AppliedFault> = Vec::new();
     let mut next = 0;
     let mut steps: u64 = 0;
     let mut quiet_since: Option<Duration> = None;
+    // Since when the server has had nothing in flight (for lost-response).
+    let mut idle_since: Option<Duration> = None;
     // A SIGTERM the server process has not finished acting on.
     let mut shutdown_pending = false;
     let end = loop {
@@ -305,10 +316,16 @@ fn simulate(
         if shutdown_pending && !sim.is_host_running(SERVER_HOST) {
             shutdown_pending = false;
         }
+        let idle = server_idle(&mut sim, &server);
+        match (idle, idle_since) {
+            (true, None) => idle_since = Some(sim.elapsed()),
+            (false, _) => idle_since = None,
+            _ => {}
+        }
         let quiet = next == schedule.len()
             && !shutdown_pending
             && hosts.iter().all(|h| !sim.is_host_running(h.name.as_str()))
-            && server_idle(&mut sim, &server);
+            && idle;
         match (quiet, quiet_since) {
             (true, None) => quiet_since = Some(sim.elapsed()),
             (true, Some(t)) if sim.elapsed() >= t + settle => break EndReason::Quiescent,
@@ -328,7 +345,6 @@ fn simulate(
     } else {
         None
     };
-    let server_idle_at_end = server_idle(&mut sim, &server);
     drop(sim);
 
     let trace = sink.take();
@@ -344,7 +360,8 @@ fn simulate(
             at: virtual_time,
             quiescent: end == EndReason::Quiescent,
             server_running,
-            server_idle: server_idle_at_end,
+            server_idle_since: idle_since,
+            settle,
             hosts_running,
             cut_links: cut_links(&applied),
         },
@@ -377,12 +394,7 @@ fn server_idle(sim: &mut turmoil::Sim<'_>, server: &ServerHost) -> bool {
         return false;
     }
     let current = server.incarnation.get().saturating_sub(1);
-    let running = server
-        .asgi_log
-        .records()
-        .iter()
-        .filter(|r| r.incarnation == current && r.returned.is_none())
-        .count();
+    let running = server.asgi_log.running_in(current);
     let handlers = server.probe.get().map(|p| p.in_flight()).unwrap_or(0);
     running == 0 && handlers == 0
 }
