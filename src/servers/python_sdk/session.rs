@@ -36,7 +36,14 @@ pub struct Responder {
     method: String,
     params: Option<Value>,
     completed: Cell<bool>,
+    entered: Cell<bool>,
     scope: RefCell<Option<CancelScope>>,
+}
+
+/// `_in_flight` is keyed by the raw request id: `1` and `"1"` differ here
+/// (unlike the transport's `str(id)` stream keys).
+fn flight_key(id: &Value) -> String {
+    id.to_string()
 }
 
 impl Responder {
@@ -188,14 +195,17 @@ impl ServerSession {
                 Ok(())
             }
             Err(e) if e.is_exception() => {
-                tracing::error!(target: "root", "Unhandled exception in receive loop: {e}");
+                tracing::error!(target: "root", "Unhandled exception in receive loop: {}", e.py_str());
                 Ok(())
             }
             other => other,
         };
-        // async with (self._read_stream, self._write_stream): exit
+        // BaseSession: async with (self._read_stream, self._write_stream): exit
         read_stream.close();
         self.write_stream.close();
+        // ServerSession: async with self._incoming_message_stream_writer: exit —
+        // which ends Server.run's loop over incoming messages.
+        self.incoming_tx.close();
         r
     }
 
@@ -215,27 +225,30 @@ impl ServerSession {
                             method,
                             params,
                             completed: Cell::new(false),
+                            entered: Cell::new(false),
                             scope: RefCell::new(None),
                         });
+                        // try: validate, register, _received_request, hand over
                         let r = match validated {
                             Err(e) => Err(e),
                             Ok(()) => {
                                 self.in_flight
                                     .borrow_mut()
-                                    .insert(id_key(&id), responder.clone());
-                                self.received_request(cx, &responder).await
+                                    .insert(flight_key(&id), responder.clone());
+                                match self.received_request(cx, &responder).await {
+                                    Ok(()) if !responder.completed.get() => {
+                                        self.incoming_tx
+                                            .send(cx, Incoming::Request(responder))
+                                            .await
+                                    }
+                                    other => other,
+                                }
                             }
                         };
                         match r {
-                            Ok(()) => {
-                                if !responder.completed.get() {
-                                    self.incoming_tx
-                                        .send(cx, Incoming::Request(responder))
-                                        .await?;
-                                }
-                            }
+                            Ok(()) => {}
                             Err(e) if e.is_exception() => {
-                                tracing::warn!(target: "root", "Failed to validate request: {e}");
+                                tracing::warn!(target: "root", "Failed to validate request: {}", e.py_str());
                                 self.send_message(
                                     cx,
                                     Message::Error {
@@ -251,8 +264,10 @@ impl ServerSession {
                     Message::Notification { method, params } => {
                         let r: PyResult<()> = async {
                             if method == "notifications/cancelled" {
-                                let target =
-                                    params.as_ref().and_then(|p| p.get("requestId")).map(id_key);
+                                let target = params
+                                    .as_ref()
+                                    .and_then(|p| p.get("requestId"))
+                                    .map(flight_key);
                                 let responder =
                                     target.and_then(|k| self.in_flight.borrow().get(&k));
                                 if let Some(r) = responder {
@@ -269,7 +284,7 @@ impl ServerSession {
                         .await;
                         match r {
                             Err(e) if e.is_exception() => {
-                                tracing::warn!(target: "root", "Failed to validate notification: {e}.");
+                                tracing::warn!(target: "root", "Failed to validate notification: {}.", e.py_str());
                             }
                             other => other?,
                         }
@@ -327,7 +342,7 @@ impl ServerSession {
                     )
                     .await;
                 if r.completed.get() {
-                    self.in_flight.borrow_mut().pop(&id_key(&r.id));
+                    self.in_flight.borrow_mut().pop(&flight_key(&r.id));
                 }
                 scope.exit(result)?;
                 self.init_state.set(InitState::Initialized);
@@ -355,7 +370,7 @@ impl ServerSession {
 
     async fn cancel_request(&self, cx: &Cx, r: &Responder) -> PyResult<()> {
         let scope = r.scope.borrow().clone();
-        let Some(scope) = scope else {
+        let Some(scope) = scope.filter(|_| r.entered.get()) else {
             return Err(Exc::Runtime(
                 "RequestResponder must be used as a context manager".into(),
             ));
@@ -372,16 +387,18 @@ impl ServerSession {
                 // with responder:
                 let scope = cx.open_scope(false);
                 *responder.scope.borrow_mut() = Some(scope.clone());
+                responder.entered.set(true);
                 let inner = cx.enter(&scope);
                 let r = self.handle_request(&inner, &responder).await;
                 if responder.completed.get() {
-                    self.in_flight.borrow_mut().pop(&id_key(&responder.id));
+                    self.in_flight.borrow_mut().pop(&flight_key(&responder.id));
                 }
+                responder.entered.set(false);
                 scope.exit(r).map(|_| ())
             }
             Incoming::Notification(_method) => Ok(()),
             Incoming::Exception(e) => {
-                tracing::error!(target: "mcp.server.lowlevel.server", "Received exception from stream: {e}");
+                tracing::error!(target: "mcp.server.lowlevel.server", "Received exception from stream: {}", e.py_str());
                 self.send_message(
                     cx,
                     Message::Notification {
@@ -400,6 +417,12 @@ impl ServerSession {
             "ping" => Ok(Ok(json!({}))),
             "tools/list" => Ok(Ok(tools::list())),
             "tools/call" => tools::call(cx, r.params.as_ref()).await.map(Ok),
+            // FastMCP registers these too; the seed's server has none of either.
+            "resources/list" => Ok(Ok(json!({"resources": []}))),
+            "resources/templates/list" => Ok(Ok(json!({"resourceTemplates": []}))),
+            "prompts/list" => Ok(Ok(json!({"prompts": []}))),
+            "resources/read" => Ok(Err(json!({"code": 0, "message": "Unknown resource"}))),
+            "prompts/get" => Ok(Err(json!({"code": 0, "message": "Unknown prompt"}))),
             _ => {
                 let e = json!({"code": codes::METHOD_NOT_FOUND, "message": "Method not found"});
                 return self.respond(cx, r, Err(e)).await;

@@ -139,7 +139,7 @@ impl SessionManager {
         let transport = self.new_transport(None);
         let (t, handlers) = (transport.clone(), self.handlers.clone());
         tg.start(cx, "run_stateless_server", move |cx, status| async move {
-            serve_transport(t, &cx, status, handlers).await
+            serve_transport(t, &cx, status, handlers, || {}).await
         })
         .await?;
         transport.handle_request(cx, scope, receive, send).await?;
@@ -182,16 +182,21 @@ impl SessionManager {
                 tracing::info!(target: "mcp.server.streamable_http_manager", "Created new transport with session ID: {sid}");
                 let (me, t, handlers) = (self.clone(), transport.clone(), self.handlers.clone());
                 tg.start(cx, "run_server", move |cx, status| async move {
-                    let r = serve_transport(t.clone(), &cx, status, handlers).await;
-                    // finally: forget a session that ended without terminate()
-                    if let Some(id) = &t.session_id
-                        && me.server_instances.borrow().contains(id)
-                        && !t.is_terminated()
-                    {
-                        tracing::info!(target: "mcp.server.streamable_http_manager", "Cleaning up crashed session {id} from active instances.");
-                        me.server_instances.borrow_mut().pop(id);
-                    }
-                    r
+                    // finally (inside `connect()`): forget a session that ended
+                    // without terminate()
+                    let forget = {
+                        let t = t.clone();
+                        move || {
+                            if let Some(id) = &t.session_id
+                                && me.server_instances.borrow().contains(id)
+                                && !t.is_terminated()
+                            {
+                                tracing::info!(target: "mcp.server.streamable_http_manager", "Cleaning up crashed session {id} from active instances.");
+                                me.server_instances.borrow_mut().pop(id);
+                            }
+                        }
+                    };
+                    serve_transport(t, &cx, status, handlers, forget).await
                 })
                 .await?;
                 transport.handle_request(cx, scope, receive, send).await
@@ -202,28 +207,32 @@ impl SessionManager {
 
 /// The server task of a transport: `async with transport.connect() as
 /// (read, write): task_status.started(); try: await app.run(read, write, ...)
-/// except Exception: log` — the same in both modes but for the log line.
+/// except Exception: log; finally: <finally>` — the same in both modes but
+/// for the log line and the `finally`.
 async fn serve_transport(
     transport: Rc<Transport>,
     cx: &Cx,
     status: TaskStatus<()>,
     handlers: HandlerCount,
+    finally: impl FnOnce(),
 ) -> PyResult<()> {
     let stateless = transport.session_id.is_none();
     transport
         .clone()
         .connect(cx, async |cx, read, write| {
             status.started(());
-            match run_server(cx, read, write, stateless, handlers).await {
+            let r = match run_server(cx, read, write, stateless, handlers).await {
                 Err(e) if e.is_exception() => {
                     match &transport.session_id {
                         None => tracing::error!(target: "mcp.server.streamable_http_manager", "Stateless session crashed\n{e}"),
-                        Some(sid) => tracing::error!(target: "mcp.server.streamable_http_manager", "Session {sid} crashed: {e}"),
+                        Some(sid) => tracing::error!(target: "mcp.server.streamable_http_manager", "Session {sid} crashed: {}", e.py_str()),
                     }
                     Ok(())
                 }
                 other => other,
-            }
+            };
+            finally();
+            r
         })
         .await
 }

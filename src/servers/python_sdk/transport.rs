@@ -167,7 +167,14 @@ impl Transport {
                 .header("content-type")
                 .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"))
         {
-            tracing::warn!(target: "mcp.server.transport_security", "Invalid Content-Type header: {:?}", request.header("content-type"));
+            match request.header("content-type") {
+                None | Some("") => {
+                    tracing::warn!(target: "mcp.server.transport_security", "Missing Content-Type header in POST request")
+                }
+                Some(ct) => {
+                    tracing::warn!(target: "mcp.server.transport_security", "Invalid Content-Type header: {ct}")
+                }
+            }
             return Response::new("Invalid Content-Type header", 400, vec![], None)
                 .call(cx, &*send)
                 .await;
@@ -297,7 +304,7 @@ impl Transport {
             Err(err) if err.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "Error handling POST request\n{err}");
                 self.error_response(
-                    &format!("Error handling POST request: {err}"),
+                    &format!("Error handling POST request: {}", err.py_str()),
                     500,
                     codes::INTERNAL_ERROR,
                 )

@@ -55,6 +55,20 @@ impl Exc {
         }
     }
 
+    /// Python's `str(exc)`: the message alone (empty for an exception raised
+    /// without arguments), as f-strings and `logger.error(f"...{e}")` show it.
+    pub fn py_str(&self) -> String {
+        match self {
+            Exc::Runtime(msg) | Exc::Other { msg, .. } => msg.clone(),
+            Exc::Group(m) => format!(
+                "unhandled errors in a TaskGroup ({} sub-exception{})",
+                m.len(),
+                if m.len() == 1 { "" } else { "s" }
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// The Python class name, as a traceback would print it.
     pub fn class(&self) -> &'static str {
         match self {

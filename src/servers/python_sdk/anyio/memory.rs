@@ -232,7 +232,9 @@ impl<T> MemoryRecv<T> {
             .waiting_receivers
             .retain(|(i, _)| *i != id);
         self.waiters.borrow_mut().retain(|i| *i != id);
-        // A cancelled receiver loses an item already handed to it, as in anyio.
+        // A receiver whose wait completed keeps its item (anyio does not
+        // cancel a task whose waiter is done; senders skip receivers with a
+        // cancellation pending).
         waited?;
         match slot.item.borrow_mut().take() {
             Some(item) => Ok(item),

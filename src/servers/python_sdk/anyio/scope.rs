@@ -237,6 +237,11 @@ impl Cx {
         }
     }
 
+    /// Is a scope enclosing the innermost one cancelled (and visible)?
+    pub(super) fn parent_scope_cancelled(&self) -> bool {
+        self.scope.parent_cancelled()
+    }
+
     /// Would the next checkpoint raise?
     pub fn is_cancelled(&self) -> bool {
         self.task.native_cancel.get() || self.scope.effectively_cancelled()
@@ -266,15 +271,20 @@ impl Cx {
         tokio::task::yield_now().await;
     }
 
-    /// Block on `fut` as a Python `await` on a pending future does: a
-    /// cancellation of the scope (now or while waiting) wins and raises.
+    /// Block on `fut` as a Python `await` on a future does. A scope's
+    /// cancellation reaches a task only while the awaited future is still
+    /// pending (anyio's `_deliver_cancellation` skips a task whose waiter is
+    /// done), one loop iteration after the scope was cancelled; a native
+    /// `task.cancel()` is thrown in even over a completed wait.
     pub async fn wait<F: Future>(&self, fut: F) -> PyResult<F::Output> {
-        if self.is_cancelled() {
-            tokio::task::yield_now().await;
-            return Err(self.pending_cancel().unwrap_or(Exc::Cancelled));
-        }
         let key = self.scope.waiter_key();
-        Cancellable { cx: self, key, fut }.await
+        Cancellable {
+            cx: self,
+            key,
+            yielded: false,
+            fut,
+        }
+        .await
     }
 
     /// `anyio.sleep(delay)`.
@@ -315,6 +325,7 @@ pin_project_lite::pin_project! {
     struct Cancellable<'a, F> {
         cx: &'a Cx,
         key: u64,
+        yielded: bool,
         #[pin]
         fut: F,
     }
@@ -331,21 +342,28 @@ impl<F: Future> Future for Cancellable<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // Cancellation first: asyncio delivers a pending cancel even when the
-        // awaited future completed in the same loop iteration.
-        if let Some(e) = this.cx.pending_cancel() {
-            return Poll::Ready(Err(e));
+        if this.cx.take_native_cancel() {
+            return Poll::Ready(Err(Exc::TaskCancelled));
         }
-        match this.fut.poll(cx) {
-            Poll::Ready(v) => Poll::Ready(Ok(v)),
-            Poll::Pending => {
-                // The innermost scope suffices: cancelling any enclosing scope
-                // walks down to it (`wake_tree`), stopping only at shields.
-                this.cx.scope.register(*this.key, cx.waker());
-                this.cx.register_task_waker(cx.waker());
-                Poll::Pending
+        // A wait that completed is not cancelled (anyio skips tasks whose
+        // waiter is done); the next checkpoint will raise.
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if this.cx.scope.effectively_cancelled() {
+            // Delivered on the next iteration of the loop.
+            if *this.yielded {
+                return Poll::Ready(Err(Exc::Cancelled));
             }
+            *this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
+        // The innermost scope suffices: cancelling any enclosing scope walks
+        // down to it (`wake_tree`), stopping only at shields.
+        this.cx.scope.register(*this.key, cx.waker());
+        this.cx.register_task_waker(cx.waker());
+        Poll::Pending
     }
 }
 

@@ -209,7 +209,8 @@ pub async fn task_group(
             tg.st.exceptions.borrow_mut().push(e.clone());
         }
     }
-    let native = if tg.st.live.get() > 0 {
+    let had_children = tg.st.live.get() > 0;
+    let native = if had_children {
         WaitIdle {
             st: tg.st.clone(),
             host: &inner,
@@ -228,6 +229,12 @@ pub async fn task_group(
     }
     if native {
         return Err(Exc::TaskCancelled);
+    }
+    // A cancellation of an enclosing scope that reached the host while it
+    // waited for the children is re-raised once they are done (anyio's
+    // __aexit__ records it as exc_val); the group's own scope does not stop it.
+    if body_result.is_ok() && had_children && inner.parent_scope_cancelled() {
+        return Err(Exc::Cancelled);
     }
     scope.exit(body_result).map(|_| ())
 }
