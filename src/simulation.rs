@@ -31,7 +31,7 @@ use crate::explore::sweep::{self, SweepConfig, SweepResults};
 use crate::mcp::LATEST_PROTOCOL_VERSION;
 use crate::report;
 use crate::scenario::{
-    self, ClientSpec, FaultKind, FaultSpec, IdStrategy, Latency, Scenario, SeedRange, When,
+    self, ClientSpec, FaultKind, FaultSpec, Latency, Scenario, SeedRange, When,
 };
 use crate::servers::{self, ServerConfig};
 use crate::sim::{self, Outcome};
@@ -306,7 +306,7 @@ impl ScenarioBuilder {
         self.sc.clients.push(ClientSpec {
             name: name.into(),
             host: name.into(),
-            ids: IdStrategy::Counter,
+            behaviour: Default::default(),
             steps,
         });
         self

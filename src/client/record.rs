@@ -1,4 +1,4 @@
-//! What a client saw, request by request — the client half of the
+//! What a client saw, exchange by exchange — the client half of the
 //! observations the oracles read. Records are written as things happen, so a
 //! client that crashes mid-request leaves a record with no end.
 
@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::Value;
 
 /// How a response body ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,6 +22,11 @@ pub enum BodyEnd {
     /// The client's request task was cancelled (before or after a response
     /// head).
     Cancelled,
+    /// The client gave up waiting (timeout) and sent `notifications/cancelled`.
+    TimedOut,
+    /// The stream was still open a while after the answer arrived; the client
+    /// closed it.
+    LeftOpen,
     /// No connection could be made, or it broke before a response head.
     Failed(String),
 }
@@ -35,43 +41,14 @@ pub struct EventRecord {
     pub event: String,
     /// `id:`, if any.
     pub id: Option<String>,
-    /// The JSON-RPC method or "response"/"error", or "other".
+    /// The JSON-RPC method, or "response"/"error", or "other".
     pub kind: String,
-}
-
-/// One HTTP request a client made.
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestRecord {
-    /// Logical client name.
-    pub client: String,
-    /// Which start of the client's host (0 = first).
-    pub incarnation: u32,
-    /// Step index in the script.
-    pub step: usize,
-    /// "initialize", "tools/call slow_operation", ...
-    pub what: String,
-    /// The JSON-RPC id (requests only).
-    pub rpc_id: Option<serde_json::Value>,
-    /// Does it expect a JSON-RPC response?
-    pub expects_response: bool,
-    /// Was the session id sent?
-    pub sent_session: bool,
-    /// When it was sent.
-    #[serde(serialize_with = "crate::time::ser_duration")]
-    pub sent_at: Duration,
-    /// HTTP status.
-    pub status: Option<u16>,
-    /// Response content type.
-    pub content_type: Option<String>,
-    /// SSE events received.
-    pub events: Vec<EventRecord>,
-    /// When the JSON-RPC response arrived, and whether it was an error.
-    pub response: Option<ResponseRecord>,
-    /// How the body ended (`None`: still open, or the client died).
-    pub end: Option<BodyEnd>,
-    /// When it ended.
-    #[serde(serialize_with = "crate::time::ser_opt_duration")]
-    pub ended_at: Option<Duration>,
+    /// The JSON-RPC id of a response, error or server request.
+    pub rpc_id: Option<Value>,
+    /// For progress notifications: the token.
+    pub progress_token: Option<Value>,
+    /// The `data:` text (to tell two events with one id apart).
+    pub data: String,
 }
 
 /// The JSON-RPC answer to a request.
@@ -84,6 +61,62 @@ pub struct ResponseRecord {
     pub is_error: bool,
     /// A short summary (error message or first text content).
     pub summary: String,
+    /// Does the answer fit the request (`None`: no way to tell)?
+    pub matches: Option<bool>,
+    /// Did it arrive on a resumed stream?
+    pub via_resume: bool,
+}
+
+/// One HTTP exchange a client made.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    /// Logical client name.
+    pub client: String,
+    /// Which start of the client's host (0 = first).
+    pub incarnation: u32,
+    /// Step index in the script.
+    pub step: usize,
+    /// HTTP method.
+    pub http: &'static str,
+    /// "initialize", "tools/call slow_operation", "GET stream", "resume …", ...
+    pub what: String,
+    /// The JSON-RPC id (requests only).
+    pub rpc_id: Option<Value>,
+    /// The request's params (to check the answer against).
+    #[serde(skip)]
+    pub params: Option<Value>,
+    /// Does it expect a JSON-RPC response?
+    pub expects_response: bool,
+    /// The session id sent with it.
+    pub session: Option<String>,
+    /// Was the session id sent?
+    pub sent_session: bool,
+    /// The progress token it asked for.
+    pub progress_token: Option<Value>,
+    /// For a resumption: the record of the exchange it resumes.
+    pub resume_of: Option<usize>,
+    /// When it was sent.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub sent_at: Duration,
+    /// HTTP status.
+    pub status: Option<u16>,
+    /// Response content type.
+    pub content_type: Option<String>,
+    /// The session id the response carried.
+    pub session_issued: Option<String>,
+    /// SSE events received.
+    pub events: Vec<EventRecord>,
+    /// The last event id seen on this stream.
+    pub last_event_id: Option<String>,
+    /// The `retry:` the stream asked for, in milliseconds.
+    pub retry_ms: Option<u64>,
+    /// When the JSON-RPC response arrived, and whether it was an error.
+    pub response: Option<ResponseRecord>,
+    /// How the body ended (`None`: still open, or the client died).
+    pub end: Option<BodyEnd>,
+    /// When it ended.
+    #[serde(serialize_with = "crate::time::ser_opt_duration")]
+    pub ended_at: Option<Duration>,
 }
 
 /// Every client's records, shared by the clients and the harness.

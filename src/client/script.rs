@@ -30,6 +30,10 @@ pub enum Action {
     },
     /// Stop here, saying no goodbye (the session is left behind).
     Vanish,
+    /// Open the GET stream and keep listening in the background.
+    Listen,
+    /// End the session with DELETE.
+    Goodbye,
     /// Wait; a range is drawn from the workload stream.
     Sleep {
         /// Shortest wait.
@@ -50,6 +54,10 @@ pub struct Step {
     /// Cancel the whole request this long after the step began
     /// (`asyncio.wait_for` with a timeout).
     pub cancel_after: Option<Duration>,
+    /// Give up after this long: send `notifications/cancelled` and close.
+    pub timeout: Option<Duration>,
+    /// Ask for progress (`_meta.progressToken`).
+    pub progress: bool,
     /// Send the session id (when the client has one). The seed repro's
     /// tools/list and tools/call went without.
     pub with_session: bool,
@@ -65,6 +73,8 @@ impl Step {
             action,
             abandon_after: None,
             cancel_after: None,
+            timeout: None,
+            progress: false,
             with_session: true,
             line: 0,
         }
@@ -87,6 +97,48 @@ impl Step {
             }
             Action::Sleep { .. } => "sleep".into(),
             Action::Vanish => "vanish".into(),
+            Action::Listen => "GET stream".into(),
+            Action::Goodbye => "DELETE session".into(),
         }
     }
+}
+
+/// How a client numbers its JSON-RPC requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdStrategy {
+    /// 0, 1, 2, ... as the official SDKs do.
+    #[default]
+    Counter,
+    /// The same id (1) for every request, as some clients (and the seed
+    /// repro) send.
+    Constant,
+}
+
+/// How a client answers the server's `elicitation/create` requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Elicitation {
+    /// Accept, with an answer.
+    #[default]
+    Accept,
+    /// Decline.
+    Decline,
+    /// Never answer.
+    Ignore,
+}
+
+/// A client's standing behaviour (as opposed to its script).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Behaviour {
+    /// Request ids.
+    pub ids: IdStrategy,
+    /// Resume a broken SSE stream with GET and `Last-Event-ID`.
+    pub resume: bool,
+    /// Initialize again (and retry once) after a 404.
+    pub reinit: bool,
+    /// Answers to elicitation requests.
+    pub elicitation: Elicitation,
+    /// An `Origin` header on every request.
+    pub origin: Option<String>,
 }

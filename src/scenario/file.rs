@@ -52,6 +52,8 @@ pub(super) struct RawServer {
     pub response: Option<Spanned<String>>,
     pub event_store: Option<Spanned<bool>>,
     pub graceful_timeout: Option<Spanned<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +62,10 @@ pub(super) struct RawClient {
     pub name: Spanned<String>,
     pub host: Option<Spanned<String>>,
     pub ids: Option<Spanned<String>>,
+    pub resume: Option<bool>,
+    pub reinit: Option<bool>,
+    pub elicitation: Option<Spanned<String>>,
+    pub origin: Option<String>,
     pub script: Vec<Spanned<RawStep>>,
 }
 
@@ -72,6 +78,11 @@ pub(super) struct RawStep {
     pub request: Option<String>,
     pub sleep: Option<Spanned<RawSleep>>,
     pub vanish: Option<toml::Table>,
+    pub listen: Option<toml::Table>,
+    pub goodbye: Option<toml::Table>,
+    pub ping: Option<toml::Table>,
+    pub timeout: Option<Spanned<String>>,
+    pub progress: Option<bool>,
     pub args: Option<toml::Value>,
     pub params: Option<toml::Value>,
     pub abandon_after: Option<Spanned<String>>,

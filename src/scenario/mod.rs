@@ -22,6 +22,7 @@ use serde::Serialize;
 
 pub use expect::{Expect, Expectations, SeedRange, SeedVerdict};
 pub use parse::parse;
+pub use crate::client::script::{Behaviour, Elicitation, IdStrategy};
 pub use swarm::SwarmSpec;
 
 use crate::client::script::Step;
@@ -94,17 +95,6 @@ pub struct Regression {
     pub passes_on: Vec<String>,
 }
 
-/// How a client numbers its JSON-RPC requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdStrategy {
-    /// 0, 1, 2, ... as the official SDKs do.
-    #[default]
-    Counter,
-    /// The same id (1) for every request, as some clients (and the seed
-    /// repro) send.
-    Constant,
-}
 
 /// Link latency bounds.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -124,8 +114,8 @@ pub struct ClientSpec {
     pub name: String,
     /// The simulated host it runs on.
     pub host: String,
-    /// How it numbers its requests.
-    pub ids: IdStrategy,
+    /// How it behaves (ids, resumption, elicitation answers, ...).
+    pub behaviour: Behaviour,
     /// Its script.
     pub steps: Vec<Step>,
 }

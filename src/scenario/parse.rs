@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::file::{RawFault, RawScenario, RawSleep, RawStep, RawTarget};
 use super::{
-    ClientSpec, FaultKind, FaultSpec, IdStrategy, Latency, Regression, SERVER_HOST, Scenario, When,
+    Behaviour, Elicitation, ClientSpec, FaultKind, FaultSpec, IdStrategy, Latency, Regression, SERVER_HOST, Scenario, When,
     expect,
 };
 use crate::client::script::{Action, Step};
@@ -153,14 +153,14 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
                 }
             };
         }
-        if let Some(es) = &s.event_store
-            && *es.get_ref()
-        {
-            return c.err(
-                es.span(),
-                "server.event_store",
-                "an event store is not modelled yet (resumability is a later issue); remove it or set false",
-            );
+        if let Some(es) = &s.event_store {
+            server.event_store = *es.get_ref();
+        }
+        if s.allowed_hosts.is_some() || s.allowed_origins.is_some() {
+            server.dns_rebinding = Some(crate::servers::AllowList {
+                hosts: s.allowed_hosts.clone().unwrap_or_default(),
+                origins: s.allowed_origins.clone().unwrap_or_default(),
+            });
         }
         if let Some(g) = &s.graceful_timeout {
             server.graceful_timeout = Some(c.duration(g, "server.graceful_timeout")?);
@@ -241,10 +241,31 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
                 }
             },
         };
+        let elicitation = match &rc_in.elicitation {
+            None => Elicitation::Accept,
+            Some(v) => match v.get_ref().as_str() {
+                "accept" => Elicitation::Accept,
+                "decline" => Elicitation::Decline,
+                "ignore" => Elicitation::Ignore,
+                other => {
+                    return c.err(
+                        v.span(),
+                        format!("{field}.elicitation"),
+                        format!("\"{other}\": use \"accept\", \"decline\" or \"ignore\""),
+                    );
+                }
+            },
+        };
         clients.push(ClientSpec {
             name,
             host,
-            ids,
+            behaviour: Behaviour {
+                ids,
+                resume: rc_in.resume.unwrap_or(false),
+                reinit: rc_in.reinit.unwrap_or(false),
+                elicitation,
+                origin: rc_in.origin.clone(),
+            },
             steps,
         });
     }
@@ -374,6 +395,9 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
         s.request.is_some(),
         s.sleep.is_some(),
         s.vanish.is_some(),
+        s.listen.is_some(),
+        s.goodbye.is_some(),
+        s.ping.is_some(),
     ]
     .iter()
     .filter(|x| **x)
@@ -382,7 +406,7 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
         return c.err(
             span,
             field,
-            "a step needs exactly one of: initialize, notify, call, request, sleep, vanish",
+            "a step needs exactly one of: initialize, notify, call, request, ping, sleep, listen, goodbye, vanish",
         );
     }
     let params = s.params.as_ref().map(toml_to_json);
@@ -428,6 +452,24 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
             );
         }
         Action::Vanish
+    } else if let Some(v) = &s.listen {
+        if !v.is_empty() {
+            return c.err(span, format!("{field}.listen"), "takes no options: { listen = {} }");
+        }
+        Action::Listen
+    } else if let Some(v) = &s.goodbye {
+        if !v.is_empty() {
+            return c.err(span, format!("{field}.goodbye"), "takes no options: { goodbye = {} }");
+        }
+        Action::Goodbye
+    } else if let Some(v) = &s.ping {
+        if !v.is_empty() {
+            return c.err(span, format!("{field}.ping"), "takes no options: { ping = {} }");
+        }
+        Action::Request {
+            method: "ping".into(),
+            params: None,
+        }
     } else if let Some(sl) = &s.sleep {
         let (min, max) = match sl.get_ref() {
             RawSleep::Fixed(d) => {
@@ -459,7 +501,7 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
         };
         Action::Sleep { min, max }
     } else {
-        unreachable!("exactly one action was counted")
+        return c.err(span, field, "a step needs exactly one action");
     };
     if s.args.is_some() && s.call.is_none() {
         return c.err(
@@ -498,12 +540,21 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
         Some(a) => Some(c.duration(a, &format!("{field}.cancel_after"))?),
         None => None,
     };
-    if s.session.is_some()
-        && matches!(
-            action,
-            Action::Sleep { .. } | Action::Initialize { .. } | Action::Vanish
-        )
-    {
+    let timeout = match &s.timeout {
+        Some(t) if !matches!(action, Action::Request { .. }) => {
+            return c.err(
+                t.span(),
+                format!("{field}.timeout"),
+                "only a request (call, request, ping) can time out",
+            );
+        }
+        Some(t) => Some(c.duration(t, &format!("{field}.timeout"))?),
+        None => None,
+    };
+    if s.progress == Some(true) && !matches!(action, Action::Request { .. }) {
+        return c.err(span, format!("{field}.progress"), "only a request can ask for progress");
+    }
+    if s.session.is_some() && !matches!(action, Action::Request { .. } | Action::Notify { .. }) {
         return c.err(
             span,
             format!("{field}.session"),
@@ -514,6 +565,8 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
         action,
         abandon_after,
         cancel_after,
+        timeout,
+        progress: s.progress.unwrap_or(false),
         with_session: s.session.unwrap_or(true),
         line: c.line(span.start),
     })

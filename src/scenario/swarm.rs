@@ -341,7 +341,10 @@ pub(super) fn generate(scenario: &mut Scenario, sw: &SwarmSpec, seeds: &Seeds) {
             ClientSpec {
                 name: format!("c{}", i + 1),
                 host: hosts[i as usize % hosts.len()].clone(),
-                ids,
+                behaviour: crate::client::script::Behaviour {
+                    ids,
+                    ..Default::default()
+                },
                 steps: script(&mut r, sw),
             }
         })

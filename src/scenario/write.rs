@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Expect, FaultKind, IdStrategy, SERVER_HOST, Scenario, When};
+use super::{Elicitation, Expect, FaultKind, IdStrategy, SERVER_HOST, Scenario, When};
 use crate::client::script::{Action, Step};
 use crate::time::fmt_duration;
 
@@ -83,12 +83,20 @@ fn step(s: &Step) -> String {
         Action::Sleep { min, max } if min == max => parts.push(format!("sleep = {}", d(*min))),
         Action::Sleep { min, max } => parts.push(format!("sleep = [{}, {}]", d(*min), d(*max))),
         Action::Vanish => parts.push("vanish = {}".into()),
+        Action::Listen => parts.push("listen = {}".into()),
+        Action::Goodbye => parts.push("goodbye = {}".into()),
     }
     if let Some(a) = s.abandon_after {
         parts.push(format!("abandon_after = {}", d(a)));
     }
     if let Some(a) = s.cancel_after {
         parts.push(format!("cancel_after = {}", d(a)));
+    }
+    if let Some(t) = s.timeout {
+        parts.push(format!("timeout = {}", d(t)));
+    }
+    if s.progress {
+        parts.push("progress = true".into());
     }
     if !s.with_session {
         parts.push("session = false".into());
@@ -136,6 +144,14 @@ impl Scenario {
         if let Some(g) = self.server.graceful_timeout {
             let _ = writeln!(o, "graceful_timeout = {}", d(g));
         }
+        if self.server.event_store {
+            let _ = writeln!(o, "event_store = true");
+        }
+        if let Some(a) = &self.server.dns_rebinding {
+            let list = |v: &Vec<String>| v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ");
+            let _ = writeln!(o, "allowed_hosts = [{}]", list(&a.hosts));
+            let _ = writeln!(o, "allowed_origins = [{}]", list(&a.origins));
+        }
         for c in &self.clients {
             let _ = writeln!(
                 o,
@@ -143,8 +159,27 @@ impl Scenario {
                 q(&c.name),
                 q(&c.host)
             );
-            if c.ids == IdStrategy::Constant {
+            let b = &c.behaviour;
+            if b.ids == IdStrategy::Constant {
                 let _ = writeln!(o, "ids = \"constant\"");
+            }
+            if b.resume {
+                let _ = writeln!(o, "resume = true");
+            }
+            if b.reinit {
+                let _ = writeln!(o, "reinit = true");
+            }
+            match b.elicitation {
+                Elicitation::Accept => {}
+                Elicitation::Decline => {
+                    let _ = writeln!(o, "elicitation = \"decline\"");
+                }
+                Elicitation::Ignore => {
+                    let _ = writeln!(o, "elicitation = \"ignore\"");
+                }
+            }
+            if let Some(origin) = &b.origin {
+                let _ = writeln!(o, "origin = {}", q(origin));
             }
             let _ = writeln!(o, "script = [");
             for s in &c.steps {

@@ -87,6 +87,18 @@ pub struct ServerConfig {
     pub event_store: bool,
     /// uvicorn's `timeout_graceful_shutdown` (`None`: wait forever).
     pub graceful_timeout: Option<Duration>,
+    /// DNS-rebinding protection: allowed `Host` and `Origin` values (`None`:
+    /// off, python-sdk 1.20's default).
+    pub dns_rebinding: Option<AllowList>,
+}
+
+/// Allowed `Host` and `Origin` values (`:*` matches any port).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AllowList {
+    /// Allowed `Host` header values.
+    pub hosts: Vec<String>,
+    /// Allowed `Origin` header values.
+    pub origins: Vec<String>,
 }
 
 /// A request stream still registered in a server (for the `leak` oracle).
@@ -98,12 +110,26 @@ pub struct OpenStream {
     pub stream: String,
 }
 
+/// A session a server still holds (for the `leak` oracle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// Its id.
+    pub id: String,
+    /// Ended by DELETE (and still held).
+    pub terminated: bool,
+    /// Will the server drop it by itself (idle reaping)? `false`: it stays
+    /// until the process ends.
+    pub reaped: bool,
+}
+
 /// What a running server process lets the harness read.
 pub trait StackProbe {
     /// Requests being worked on (handler tasks running).
     fn in_flight(&self) -> usize;
     /// Request streams still registered.
     fn open_streams(&self) -> Vec<OpenStream>;
+    /// Sessions still held.
+    fn sessions(&self) -> Vec<SessionInfo>;
 }
 
 /// Where a process registers its probe; the harness reads the latest one.

@@ -93,7 +93,7 @@ struct ServerHost {
 
 struct ClientSlot {
     name: String,
-    ids: crate::scenario::IdStrategy,
+    behaviour: crate::client::script::Behaviour,
     steps: Rc<Vec<client::script::Step>>,
     abandon: Rc<Notify>,
 }
@@ -195,7 +195,7 @@ fn simulate(
         client_hosts.insert(c.name.clone(), c.host.clone());
         let slot = ClientSlot {
             name: c.name.clone(),
-            ids: c.ids,
+            behaviour: c.behaviour.clone(),
             steps: Rc::new(c.steps.clone()),
             abandon: notify,
         };
@@ -241,7 +241,7 @@ fn simulate(
                                 workload: h.seeds.stream(&format!("workload/{}/{inc}", c.name)),
                                 abandon: c.abandon.clone(),
                                 done: Rc::new(Cell::new(false)),
-                                ids: c.ids,
+                                behaviour: c.behaviour.clone(),
                             };
                             running.push(crate::task::spawn(
                                 "client",

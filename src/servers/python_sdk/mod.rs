@@ -16,6 +16,7 @@
 //! variants ([`Variant`]) change one named thing each.
 
 pub mod anyio;
+mod event_store;
 mod pydict;
 mod session;
 mod session_manager;
@@ -38,7 +39,7 @@ use starlette::Response;
 
 use crate::asgi::tracking::TrackingLayer;
 use crate::asgi::{AsgiCall, AsgiFuture, LocalBoxFuture, Outgoing};
-use crate::servers::{Layers, OpenStream, ServerEnv, ServerStack, StackProbe};
+use crate::servers::{Layers, OpenStream, ServerEnv, ServerStack, SessionInfo, StackProbe};
 
 /// The python-sdk 1.20 stack in one of its variants.
 pub struct PythonSdk {
@@ -191,6 +192,20 @@ impl StackProbe for Probe {
                     session: t.session_id.clone(),
                     stream: s,
                 })
+            })
+            .collect()
+    }
+
+    fn sessions(&self) -> Vec<SessionInfo> {
+        // 1.20 never reaps a session: only a crash of its server task removes
+        // it, and a terminated one stays registered.
+        self.0
+            .instances()
+            .into_iter()
+            .map(|(id, t)| SessionInfo {
+                id,
+                terminated: t.is_terminated(),
+                reaped: false,
             })
             .collect()
     }

@@ -23,6 +23,9 @@ use super::tools;
 use super::transport::{ReadItem, SessionMessage};
 use crate::mcp::{self, Message, codes, id_key};
 
+/// mcp's `CONNECTION_CLOSED` error code.
+const CONNECTION_CLOSED: i64 = -32000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InitState {
     NotInitialized,
@@ -86,6 +89,20 @@ pub struct ServerSession {
     in_flight: RefCell<PyDict<Rc<Responder>>>,
     incoming_tx: Rc<MemorySend<Incoming>>,
     incoming_rx: Rc<MemoryRecv<Incoming>>,
+    /// BaseSession._request_id: ids of requests this server sends.
+    next_request_id: Cell<i64>,
+    /// BaseSession._response_streams, keyed by the raw request id.
+    response_streams: RefCell<PyDict<Rc<MemorySend<Message>>>>,
+}
+
+/// What a tool sees of its request (FastMCP's `Context`).
+pub struct ToolContext {
+    /// The session.
+    pub session: Rc<ServerSession>,
+    /// The request's id.
+    pub request_id: Value,
+    /// `params._meta.progressToken`, if the client asked for progress.
+    pub progress_token: Option<Value>,
 }
 
 /// Counts request handlers running in a process (for the probe).
@@ -125,6 +142,8 @@ pub async fn run_server(
         in_flight: RefCell::new(PyDict::default()),
         incoming_tx: Rc::new(itx),
         incoming_rx: Rc::new(irx),
+        next_request_id: Cell::new(0),
+        response_streams: RefCell::new(PyDict::default()),
     });
     // ServerSession.__aenter__: BaseSession's task group runs _receive_loop.
     task_group(cx, async |cx, session_tg| {
@@ -200,6 +219,19 @@ impl ServerSession {
             }
             other => other,
         };
+        // finally: tell every pending outgoing request that the connection closed.
+        let pending: Vec<(String, Rc<MemorySend<Message>>)> = {
+            let mut streams = self.response_streams.borrow_mut();
+            let keys = streams.keys();
+            keys.into_iter().filter_map(|k| streams.pop(&k).map(|s| (k, s))).collect()
+        };
+        for (key, stream) in pending {
+            let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
+            let _ = stream
+                .send(cx, Message::error(id, CONNECTION_CLOSED, "Connection closed"))
+                .await;
+            stream.close();
+        }
         // BaseSession: async with (self._read_stream, self._write_stream): exit
         read_stream.close();
         self.write_stream.close();
@@ -289,16 +321,23 @@ impl ServerSession {
                             other => other?,
                         }
                     }
-                    Message::Response { .. } | Message::Error { .. } => {
-                        // No server-to-client requests in this model yet.
-                        self.incoming_tx
-                            .send(
-                                cx,
-                                Incoming::Exception(Exc::Runtime(
-                                    "Received response with an unknown request ID".into(),
-                                )),
-                            )
-                            .await?;
+                    message @ (Message::Response { .. } | Message::Error { .. }) => {
+                        let key = message.id().map(flight_key).unwrap_or_default();
+                        let stream = self.response_streams.borrow_mut().pop(&key);
+                        match stream {
+                            Some(stream) => stream.send(cx, message).await?,
+                            None => {
+                                self.incoming_tx
+                                    .send(
+                                        cx,
+                                        Incoming::Exception(Exc::Runtime(format!(
+                                            "Received response with an unknown request ID: {}",
+                                            message.to_json()
+                                        ))),
+                                    )
+                                    .await?
+                            }
+                        }
                     }
                 },
             }
@@ -411,12 +450,84 @@ impl ServerSession {
         }
     }
 
-    async fn handle_request(&self, cx: &Cx, r: &Responder) -> PyResult<()> {
+    /// `send_notification(notification, related_request_id)`.
+    pub async fn send_notification(
+        &self,
+        cx: &Cx,
+        method: &str,
+        params: Value,
+        related_request_id: Option<&Value>,
+    ) -> PyResult<()> {
+        self.write_stream
+            .send(
+                cx,
+                SessionMessage {
+                    message: Message::Notification {
+                        method: method.into(),
+                        params: Some(params),
+                    },
+                    related_request_id: related_request_id.map(id_key),
+                },
+            )
+            .await
+    }
+
+    /// `send_request(request, result_type, metadata)`: send a request to the
+    /// client and wait for its response (no timeout, as 1.20's default).
+    pub async fn send_request(
+        &self,
+        cx: &Cx,
+        method: &str,
+        params: Value,
+        related_request_id: Option<&Value>,
+    ) -> PyResult<Message> {
+        let id = self.next_request_id.get();
+        self.next_request_id.set(id + 1);
+        let key = flight_key(&json!(id));
+        let (tx, rx) = memory_object_stream::<Message>(1);
+        let tx = Rc::new(tx);
+        self.response_streams.borrow_mut().insert(key.clone(), tx.clone());
+        let r = async {
+            self.write_stream
+                .send(
+                    cx,
+                    SessionMessage {
+                        message: Message::Request {
+                            id: json!(id),
+                            method: method.into(),
+                            params: Some(params),
+                        },
+                        related_request_id: related_request_id.map(id_key),
+                    },
+                )
+                .await?;
+            rx.receive(cx).await
+        }
+        .await;
+        // finally:
+        self.response_streams.borrow_mut().pop(&key);
+        tx.close();
+        rx.close();
+        r
+    }
+
+    async fn handle_request(self: &Rc<Self>, cx: &Cx, r: &Responder) -> PyResult<()> {
         tracing::info!(target: "mcp.server.lowlevel.server", "Processing request of type {}", request_type(&r.method));
         let handled: PyResult<Result<Value, Value>> = match r.method.as_str() {
             "ping" => Ok(Ok(json!({}))),
             "tools/list" => Ok(Ok(tools::list())),
-            "tools/call" => tools::call(cx, r.params.as_ref()).await.map(Ok),
+            "tools/call" => {
+                let ctx = ToolContext {
+                    session: self.clone(),
+                    request_id: r.id.clone(),
+                    progress_token: r
+                        .params
+                        .as_ref()
+                        .and_then(|p| p.pointer("/_meta/progressToken"))
+                        .cloned(),
+                };
+                tools::call(cx, r.params.as_ref(), &ctx).await.map(Ok)
+            }
             // FastMCP registers these too; the seed's server has none of either.
             "resources/list" => Ok(Ok(json!({"resources": []}))),
             "resources/templates/list" => Ok(Ok(json!({"resourceTemplates": []}))),

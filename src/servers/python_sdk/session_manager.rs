@@ -22,7 +22,9 @@ use super::pydict::PyDict;
 use super::session::{HandlerCount, run_server};
 use super::sse_starlette::AppStatus;
 use super::starlette::Response;
+use super::event_store::InMemoryEventStore;
 use super::transport::Transport;
+use super::transport::security::SecuritySettings;
 use super::uvicorn::Lifespan;
 use super::variant::Variant;
 use crate::asgi::{LocalBoxFuture, Receive, Scope, Send};
@@ -33,7 +35,8 @@ pub struct SessionManager {
     config: ServerConfig,
     variant: Variant,
     app_status: Rc<AppStatus>,
-    ids: RefCell<ChaCha8Rng>,
+    ids: Rc<RefCell<ChaCha8Rng>>,
+    event_store: Option<Rc<InMemoryEventStore>>,
     server_instances: RefCell<PyDict<Rc<Transport>>>,
     task_group: RefCell<Option<TaskGroup>>,
     session_creation_lock: Lock,
@@ -53,11 +56,16 @@ impl SessionManager {
         app_status: Rc<AppStatus>,
         ids: ChaCha8Rng,
     ) -> Rc<Self> {
+        let ids = Rc::new(RefCell::new(ids));
+        let event_store = config
+            .event_store
+            .then(|| Rc::new(InMemoryEventStore::new(ids.clone())));
         Rc::new(Self {
             config,
             variant,
             app_status,
-            ids: RefCell::new(ids),
+            ids,
+            event_store,
             server_instances: RefCell::new(PyDict::default()),
             task_group: RefCell::new(None),
             session_creation_lock: Lock::new(),
@@ -79,11 +87,19 @@ impl SessionManager {
     }
 
     fn new_transport(&self, session_id: Option<String>) -> Rc<Transport> {
+        let security = self.config.dns_rebinding.as_ref().map(|a| SecuritySettings {
+            allowed_hosts: a.hosts.clone(),
+            allowed_origins: a.origins.clone(),
+        });
+        // Stateless transports get no event store (as in 1.20).
+        let store = if session_id.is_some() { self.event_store.clone() } else { None };
         let t = Transport::new(
             session_id,
             self.config.json_response,
             self.variant,
             self.app_status.clone(),
+            store,
+            security,
         );
         let mut all = self.all_transports.borrow_mut();
         all.retain(|w| w.strong_count() > 0);
@@ -108,6 +124,12 @@ impl SessionManager {
         .await;
         self.stopped.set();
         r
+    }
+
+    /// The sessions registered now (id, transport).
+    pub(crate) fn instances(&self) -> Vec<(String, Rc<Transport>)> {
+        let inst = self.server_instances.borrow();
+        inst.keys().into_iter().filter_map(|k| inst.get(&k).map(|t| (k, t))).collect()
     }
 
     /// `handle_request(scope, receive, send)`.

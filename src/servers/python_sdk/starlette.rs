@@ -28,6 +28,11 @@ impl Request {
         }
     }
 
+    /// The `receive` callable.
+    pub fn receive(&self) -> Rc<dyn Receive> {
+        self.receive.clone()
+    }
+
     /// `request.headers.get(name)` (lower-case name).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.scope.header(name)

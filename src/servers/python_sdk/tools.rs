@@ -1,83 +1,104 @@
-//! The tools of the seed repro's FastMCP server: `get_greeting` (answers at
-//! once) and `slow_operation` (sleeps for `seconds`, 2 by default as in the
-//! seed's server).
+//! The tools of the modelled FastMCP server: the seed repro's `get_greeting`
+//! (answers at once) and `slow_operation` (sleeps for `seconds`, 2 by default
+//! as in the seed's server); `progress_operation`, which reports progress
+//! through FastMCP's `ctx.report_progress` — which in 1.20 sends the
+//! notification without `related_request_id`, so the router files it under
+//! the GET stream; and `ask_user`, which asks the client through
+//! `ctx.elicit` (an `elicitation/create` request on the call's own stream).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::anyio::{Cx, PyResult};
+use crate::mcp::tools::{self, text_result};
+use super::session::ToolContext;
+use crate::mcp::Message;
 
 /// The `tools/list` result.
 pub fn list() -> Value {
-    json!({
-        "tools": [
-            {
-                "name": "get_greeting",
-                "description": "Return a greeting at once.",
-                "inputSchema": {"type": "object", "properties": {"name": {"type": "string"}}}
-            },
-            {
-                "name": "slow_operation",
-                "description": "Sleep for `seconds`, then answer.",
-                "inputSchema": {
-                    "type": "object",
-                    "properties": {"seconds": {"type": "number", "default": 2}}
-                }
-            }
-        ]
-    })
-}
-
-fn text_result(text: String, is_error: bool) -> Value {
-    json!({"content": [{"type": "text", "text": text}], "isError": is_error})
+    tools::list()
 }
 
 /// The `tools/call` handler: errors inside a tool become an `isError` result,
 /// as FastMCP's handler does; cancellation propagates.
-pub async fn call(cx: &Cx, params: Option<&Value>) -> PyResult<Value> {
+pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResult<Value> {
     let name = params
         .and_then(|p| p.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("");
     let args = params.and_then(|p| p.get("arguments"));
     match name {
-        "get_greeting" => {
-            let who = args
-                .and_then(|a| a.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or("world");
-            Ok(text_result(format!("Hello, {who}!"), false))
-        }
+        "get_greeting" => Ok(text_result(tools::text(name, args).unwrap_or_default(), false)),
         "slow_operation" => {
             // The seed repro's slow_operation took no argument and slept 2 s.
-            let seconds = match args.and_then(|a| a.get("seconds")) {
-                None => 2.0,
-                Some(v) => match v.as_f64() {
-                    Some(s) => s,
-                    None => {
-                        return Ok(text_result(
-                            format!(
-                                "Error executing tool slow_operation: seconds must be a number, got {v}"
-                            ),
-                            true,
-                        ));
-                    }
-                },
+            let seconds = match tools::seconds(name, args) {
+                Ok(s) => s,
+                Err(e) => return Ok(text_result(e, true)),
             };
-            if !(0.0..=86_400.0).contains(&seconds) {
-                return Ok(text_result(
-                    format!("Error executing tool slow_operation: bad seconds {seconds}"),
-                    true,
-                ));
-            }
             tracing::info!(target: "mcpsim::tool", "slow_operation started ({seconds}s)");
             cx.sleep(Duration::from_secs_f64(seconds)).await?;
             tracing::info!(target: "mcpsim::tool", "slow_operation finished");
-            Ok(text_result(
-                format!("Completed after {seconds} seconds"),
-                false,
-            ))
+            Ok(text_result(tools::text(name, args).unwrap_or_default(), false))
+        }
+        "progress_operation" => {
+            let seconds = match tools::seconds(name, args) {
+                Ok(s) => s,
+                Err(e) => return Ok(text_result(e, true)),
+            };
+            let steps = tools::steps(args);
+            for i in 1..=steps {
+                cx.sleep(Duration::from_secs_f64(seconds / steps as f64)).await?;
+                // ctx.report_progress: only when the client asked, and with no
+                // related_request_id (FastMCP 1.20).
+                if let Some(token) = &ctx.progress_token {
+                    ctx.session
+                        .send_notification(
+                            cx,
+                            "notifications/progress",
+                            json!({"progressToken": token, "progress": i, "total": steps}),
+                            None,
+                        )
+                        .await?;
+                }
+            }
+            Ok(text_result(tools::text(name, args).unwrap_or_default(), false))
+        }
+        "ask_user" => {
+            let question = args
+                .and_then(|a| a.get("question"))
+                .and_then(Value::as_str)
+                .unwrap_or("What is your name?");
+            let answer = ctx
+                .session
+                .send_request(
+                    cx,
+                    "elicitation/create",
+                    json!({
+                        "message": question,
+                        "requestedSchema": {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+                    }),
+                    Some(&ctx.request_id),
+                )
+                .await?;
+            Ok(match answer {
+                Message::Response { result, .. } => match result.get("action").and_then(Value::as_str) {
+                    Some("accept") => {
+                        let said = result.pointer("/content/answer").and_then(Value::as_str).unwrap_or("");
+                        text_result(format!("You said: {said}"), false)
+                    }
+                    Some(other) => text_result(format!("The user chose to {other}"), false),
+                    None => text_result("Error executing tool ask_user: malformed elicitation result".into(), true),
+                },
+                Message::Error { error, .. } => text_result(
+                    format!(
+                        "Error executing tool ask_user: {}",
+                        error.get("message").and_then(Value::as_str).unwrap_or("error")
+                    ),
+                    true,
+                ),
+                _ => text_result("Error executing tool ask_user: unexpected message".into(), true),
+            })
         }
         other => Ok(text_result(format!("Unknown tool: {other}"), true)),
     }

@@ -1,0 +1,104 @@
+//! The event store of python-sdk's streamable-HTTP example,
+//! `InMemoryEventStore` (examples/servers/simple-streamablehttp, v1.20.0) —
+//! what a python-sdk server uses for resumability.
+//!
+//! One store per process, shared by every session. Event ids are `uuid4()`
+//! (from the process's id source), so they say nothing about the stream they
+//! belong to; each stream keeps its last 100 events; `replay_events_after`
+//! finds the stream of the given id and replays the events after it on that
+//! stream, returning the stream id. An unknown id logs a warning and replays
+//! nothing. Neither method awaits anything but the replay callback, so storing
+//! is never a checkpoint.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::pydict::PyDict;
+use super::transport::EventMessage;
+use crate::mcp::Message;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    event_id: String,
+    stream_id: String,
+    message: Message,
+}
+
+/// `InMemoryEventStore(max_events_per_stream=100)`.
+pub struct InMemoryEventStore {
+    max_per_stream: usize,
+    streams: RefCell<PyDict<VecDeque<Entry>>>,
+    index: RefCell<BTreeMap<String, Entry>>,
+    ids: Rc<RefCell<ChaCha8Rng>>,
+}
+
+/// `str(uuid4())`.
+pub fn uuid4(ids: &RefCell<ChaCha8Rng>) -> String {
+    let mut b = [0u8; 16];
+    ids.borrow_mut().fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+impl InMemoryEventStore {
+    /// A store drawing its ids from `ids`.
+    pub fn new(ids: Rc<RefCell<ChaCha8Rng>>) -> Self {
+        Self {
+            max_per_stream: 100,
+            streams: RefCell::new(PyDict::default()),
+            index: RefCell::new(BTreeMap::new()),
+            ids,
+        }
+    }
+
+    /// `await store_event(stream_id, message)`.
+    pub fn store_event(&self, stream_id: &str, message: &Message) -> String {
+        let event_id = uuid4(&self.ids);
+        let entry = Entry {
+            event_id: event_id.clone(),
+            stream_id: stream_id.to_string(),
+            message: message.clone(),
+        };
+        let mut streams = self.streams.borrow_mut();
+        let mut q = streams.get(stream_id).unwrap_or_default();
+        if q.len() == self.max_per_stream
+            && let Some(oldest) = q.pop_front()
+        {
+            self.index.borrow_mut().remove(&oldest.event_id);
+        }
+        q.push_back(entry.clone());
+        streams.insert(stream_id.to_string(), q);
+        self.index.borrow_mut().insert(event_id.clone(), entry);
+        event_id
+    }
+
+    /// `await replay_events_after(last_event_id, send_callback)`: the events
+    /// to replay (the caller awaits the callback for each, in order) and the
+    /// stream id, or `None` for an unknown id.
+    pub fn events_after(&self, last_event_id: &str) -> Option<(String, Vec<EventMessage>)> {
+        let Some(last) = self.index.borrow().get(last_event_id).cloned() else {
+            tracing::warn!(target: "mcp_simple_streamablehttp.event_store", "Event ID {last_event_id} not found in store");
+            return None;
+        };
+        let q = self.streams.borrow().get(&last.stream_id).unwrap_or_default();
+        let mut found = false;
+        let mut out = Vec::new();
+        for e in q {
+            if found {
+                out.push(EventMessage {
+                    message: e.message.clone(),
+                    event_id: Some(e.event_id.clone()),
+                });
+            } else if e.event_id == last_event_id {
+                found = true;
+            }
+        }
+        Some((last.stream_id, out))
+    }
+}

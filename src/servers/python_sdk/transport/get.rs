@@ -1,0 +1,216 @@
+//! GET: the standalone SSE stream, and replay with `Last-Event-ID`
+//! (`_handle_get_request`, `_replay_events`).
+//!
+//! As released: the 409 check looks at the request streams, but the GET
+//! stream registers itself only when its data sender starts, so two GETs in
+//! one instant can both pass; its `finally` drops whatever is registered under
+//! the key, even a newer stream's. Without an event store, a GET with
+//! `Last-Event-ID` returns without starting a response (uvicorn then answers
+//! 500). A replay stream registers the replayed stream's key if it is free and
+//! forwards its live messages — without ever ending, and without removing the
+//! key when it closes.
+
+use std::rc::Rc;
+
+use super::super::anyio::{Cx, PyResult, memory_object_stream};
+use super::super::sse_starlette::{EventSourceResponse, ServerSentEvent};
+use super::super::starlette::Request;
+use super::{EventMessage, GET_STREAM_KEY, Transport, sse_event};
+use crate::asgi::{LocalBoxFuture, Send};
+use crate::mcp::codes;
+
+fn sse_headers(t: &Transport) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("Cache-Control".to_string(), "no-cache, no-transform".to_string()),
+        ("Connection".to_string(), "keep-alive".to_string()),
+        ("Content-Type".to_string(), "text/event-stream".to_string()),
+    ];
+    if let Some(sid) = &t.session_id {
+        headers.push(("mcp-session-id".into(), sid.clone()));
+    }
+    headers
+}
+
+impl Transport {
+    pub(super) async fn handle_get_request(
+        self: &Rc<Self>,
+        cx: &Cx,
+        request: &Request,
+        send: Rc<dyn Send>,
+    ) -> PyResult<()> {
+        let accept = request.header("accept").unwrap_or("");
+        let has_sse = accept
+            .split(',')
+            .map(str::trim)
+            .any(|t| t.starts_with("text/event-stream"));
+        if !has_sse {
+            return self
+                .error_response(
+                    "Not Acceptable: Client must accept text/event-stream",
+                    406,
+                    codes::INVALID_REQUEST,
+                )
+                .call(cx, &*send)
+                .await;
+        }
+        if !self.validate_request_headers(cx, request, &*send).await? {
+            return Ok(());
+        }
+        if let Some(last) = request.header("last-event-id").filter(|s| !s.is_empty()) {
+            return self.replay_events(cx, last.to_string(), request, send).await;
+        }
+        if self.request_streams.borrow().contains(GET_STREAM_KEY) {
+            return self
+                .error_response(
+                    "Conflict: Only one SSE stream is allowed per session",
+                    409,
+                    codes::INVALID_REQUEST,
+                )
+                .call(cx, &*send)
+                .await;
+        }
+        let (sse_tx, sse_rx) = memory_object_stream::<ServerSentEvent>(0);
+        let (sse_tx, sse_rx) = (Rc::new(sse_tx), Rc::new(sse_rx));
+        let data_sender = {
+            let me = self.clone();
+            let sse_tx = sse_tx.clone();
+            Box::new(move |cx: Cx| {
+                Box::pin(async move { me.standalone_sse_writer(cx, sse_tx).await })
+                    as LocalBoxFuture<'static, PyResult<()>>
+            }) as super::super::sse_starlette::DataSender
+        };
+        let response = EventSourceResponse::new(
+            sse_rx.clone(),
+            sse_headers(self),
+            Some(data_sender),
+            self.app_status.clone(),
+            self.variant.final_body_guard(),
+        );
+        match response.call(cx, request.receive(), send).await {
+            Err(e) if e.is_exception() => {
+                tracing::error!(target: "mcp.server.streamable_http", "Error in standalone SSE response\n{e}");
+                sse_tx.close();
+                sse_rx.close();
+                self.clean_up_memory_streams(GET_STREAM_KEY);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn standalone_sse_writer(
+        self: Rc<Self>,
+        cx: Cx,
+        sse_tx: Rc<super::super::anyio::MemorySend<ServerSentEvent>>,
+    ) -> PyResult<()> {
+        let body: PyResult<()> = async {
+            let (tx, rx) = memory_object_stream::<EventMessage>(0);
+            let rx = Rc::new(rx);
+            self.request_streams
+                .borrow_mut()
+                .insert(GET_STREAM_KEY.into(), (Rc::new(tx), rx.clone()));
+            // async with sse_stream_writer, standalone_stream_reader:
+            let inner: PyResult<()> = async {
+                while let Some(ev) = rx.next(&cx).await? {
+                    sse_tx.send(&cx, sse_event(&ev)).await?;
+                }
+                Ok(())
+            }
+            .await;
+            sse_tx.close();
+            rx.close();
+            inner
+        }
+        .await;
+        let body = match body {
+            Err(e) if e.is_exception() => {
+                tracing::error!(target: "mcp.server.streamable_http", "Error in standalone SSE writer\n{e}");
+                Ok(())
+            }
+            other => other,
+        };
+        tracing::debug!(target: "mcp.server.streamable_http", "Closing standalone SSE writer");
+        self.clean_up_memory_streams(GET_STREAM_KEY);
+        body
+    }
+
+    async fn replay_events(
+        self: &Rc<Self>,
+        cx: &Cx,
+        last_event_id: String,
+        request: &Request,
+        send: Rc<dyn Send>,
+    ) -> PyResult<()> {
+        let Some(store) = self.event_store.clone() else {
+            return Ok(());
+        };
+        let (sse_tx, sse_rx) = memory_object_stream::<ServerSentEvent>(0);
+        let (sse_tx, sse_rx) = (Rc::new(sse_tx), Rc::new(sse_rx));
+        let data_sender = {
+            let me = self.clone();
+            let sse_tx = sse_tx.clone();
+            Box::new(move |cx: Cx| {
+                Box::pin(async move {
+                    let r: PyResult<()> = async {
+                        // async with sse_stream_writer:
+                        let inner: PyResult<()> = async {
+                            let Some((stream_id, events)) = store.events_after(&last_event_id) else {
+                                return Ok(());
+                            };
+                            for ev in &events {
+                                sse_tx.send(&cx, sse_event(ev)).await?;
+                            }
+                            if !me.request_streams.borrow().contains(&stream_id) {
+                                let (tx, rx) = memory_object_stream::<EventMessage>(0);
+                                let rx = Rc::new(rx);
+                                me.request_streams
+                                    .borrow_mut()
+                                    .insert(stream_id.clone(), (Rc::new(tx), rx.clone()));
+                                // async with msg_reader:
+                                let fwd: PyResult<()> = async {
+                                    while let Some(ev) = rx.next(&cx).await? {
+                                        sse_tx.send(&cx, sse_event(&ev)).await?;
+                                    }
+                                    Ok(())
+                                }
+                                .await;
+                                rx.close();
+                                fwd?;
+                            }
+                            Ok(())
+                        }
+                        .await;
+                        sse_tx.close();
+                        inner
+                    }
+                    .await;
+                    match r {
+                        Err(e) if e.is_exception() => {
+                            tracing::error!(target: "mcp.server.streamable_http", "Error in replay sender\n{e}");
+                            Ok(())
+                        }
+                        other => other,
+                    }
+                }) as LocalBoxFuture<'static, PyResult<()>>
+            }) as super::super::sse_starlette::DataSender
+        };
+        let response = EventSourceResponse::new(
+            sse_rx.clone(),
+            sse_headers(self),
+            Some(data_sender),
+            self.app_status.clone(),
+            self.variant.final_body_guard(),
+        );
+        let r = match response.call(cx, request.receive(), send).await {
+            Err(e) if e.is_exception() => {
+                tracing::error!(target: "mcp.server.streamable_http", "Error in replay response\n{e}");
+                Ok(())
+            }
+            other => other,
+        };
+        // finally:
+        sse_tx.close();
+        sse_rx.close();
+        r
+    }
+}
