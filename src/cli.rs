@@ -398,11 +398,11 @@ fn run_bisect(
     }
     if let Some(r) = &report.minimal.regression {
         println!(
-            "passes on: {}",
-            if r.passes_on.is_empty() {
+            "absent on: {}",
+            if r.fixed_on.is_empty() {
                 "none".into()
             } else {
-                r.passes_on.join(", ")
+                r.fixed_on.join(", ")
             }
         );
     }

@@ -15,7 +15,9 @@
 //!     .client("c1", vec![Step::initialize(), Step::call("slow_operation", serde_json::json!({"seconds": 2}))])
 //!     .fault_at(Duration::from_millis(1250), FaultKind::Crash { host: "c1".into() })
 //!     .build()?;
-//! Simulation::new(sc).stack("python-sdk-1.20+fixed").sweep(0..20)?.assert_all_pass();
+//! let fixed = Simulation::new(sc.clone()).stack("python-sdk-1.20+fixed").sweep(0..20)?;
+//! fixed.assert_none_fail_with("missing-final-body"); // the gap is closed...
+//! Simulation::new(sc).stack("native").sweep(0..20)?.assert_all_pass(); // ...the reference passes outright
 //! # Ok::<(), mcpsim::error::Error>(())
 //! ```
 //!
@@ -30,9 +32,7 @@ use crate::error::{Error, InputError};
 use crate::explore::sweep::{self, SweepConfig, SweepResults};
 use crate::mcp::LATEST_PROTOCOL_VERSION;
 use crate::report;
-use crate::scenario::{
-    self, ClientSpec, FaultKind, FaultSpec, Latency, Scenario, SeedRange, When,
-};
+use crate::scenario::{self, ClientSpec, FaultKind, FaultSpec, Latency, Scenario, SeedRange, When};
 use crate::servers::{self, ServerConfig};
 use crate::sim::{self, Outcome};
 
@@ -162,6 +162,21 @@ impl Sweep {
         }
     }
 
+    /// Panic, with the seeds and replay commands, if any seed failed with
+    /// `oracle` (other failures are allowed).
+    pub fn assert_none_fail_with(&self, oracle: &str) {
+        if self
+            .results
+            .failing()
+            .any(|r| r.failures.iter().any(|f| f.oracle == oracle))
+        {
+            panic!(
+                "some seeds failed with {oracle}:\n{}",
+                self.results.summary(&self.scenario, &self.stack)
+            );
+        }
+    }
+
     /// Panic unless some seed failed with `oracle`.
     pub fn assert_some_fail_with(&self, oracle: &str) {
         if !self
@@ -186,6 +201,13 @@ impl Outcome {
     pub fn assert_passes(&self) {
         if !self.passed() {
             panic!("{}", self.explain());
+        }
+    }
+
+    /// Panic if the run failed with `oracle` (other failures are allowed).
+    pub fn assert_no(&self, oracle: &str) {
+        if self.failures.iter().any(|f| f.oracle == oracle) {
+            panic!("expected no {oracle} failure:\n{}", self.explain());
         }
     }
 
@@ -259,6 +281,7 @@ impl Scenario {
                 source: "<code>".into(),
                 duration: Duration::from_secs(10),
                 tick: Duration::from_millis(1),
+                hang_after: crate::scenario::DEFAULT_HANG_AFTER,
                 stack: servers::python_sdk::Variant::AsReleased.name().into(),
                 server: ServerConfig::default(),
                 clients: Vec::new(),
@@ -270,6 +293,7 @@ impl Scenario {
                 faults: Vec::new(),
                 expect: None,
                 swarm: None,
+                chaos: None,
                 regression: None,
             },
         }

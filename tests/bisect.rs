@@ -95,17 +95,20 @@ fn shrinks_to_a_one_minimal_exact_schedule_with_exact_windows() {
         "width {width:?}"
     );
 
-    // The written file replays the failure and records where it passes.
+    // The written file replays the failure and records where it is absent.
     let text = report.file_text();
     let back = scenario::parse(&text, "written.toml").unwrap();
     assert!(fails(&back, &report.signature));
     let reg = back.regression.unwrap();
-    assert_eq!(reg.passes_on, vec!["python-sdk-1.20+fixed".to_string()]);
+    assert_eq!(
+        reg.fixed_on,
+        vec!["python-sdk-1.20+fixed".to_string(), "native".to_string()]
+    );
 }
 
 #[test]
 fn a_passing_seed_cannot_be_bisected() {
     let sc = scenario::load("missing-body").unwrap();
-    let err = bisect(&sc, 1, "python-sdk-1.20+fixed", None, &mut |_| {}).unwrap_err();
+    let err = bisect(&sc, 1, "native", None, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("nothing to bisect"), "{err}");
 }

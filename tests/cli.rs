@@ -52,7 +52,7 @@ fn run_json_has_the_contract_fields_and_exit_1_on_failure() {
 }
 
 #[test]
-fn the_fixed_stack_exits_0() {
+fn the_reference_stack_exits_0() {
     let o = mcpsim(&[
         "run",
         "missing-body",
@@ -60,7 +60,7 @@ fn the_fixed_stack_exits_0() {
         "1",
         "--json",
         "--server",
-        "python-sdk-1.20+fixed",
+        "native",
     ]);
     assert_eq!(o.status.code(), Some(0));
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use mcpsim::scenario;
 use mcpsim::sim;
 
-const SCENARIO: &str = "slow-tool-disconnect";
+const SCENARIO: &str = "shutdown-race";
 const STACK: &str = "python-sdk-1.20";
 
 /// The first failing and the first passing seed (found, not assumed).

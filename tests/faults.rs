@@ -105,7 +105,13 @@ fn partition_across_the_response_loses_it_and_repair_does_not_bring_it_back() {
     let slow = request(&o, "c1", SLOW);
     assert!(slow.end.is_none() && slow.response.is_none());
     assert!(o.observations.end.cut_links.is_empty());
-    assert!(o.failures.iter().any(|f| f.oracle == "lost-response"));
+    // The connection died with the partition, and neither side can know:
+    // the network lost this answer, not the server.
+    assert!(
+        !o.failures
+            .iter()
+            .any(|f| f.oracle == "lost-response" || f.oracle == "hang")
+    );
 }
 
 /// Partitioned (and maybe repaired) while idle: does a later connection work?

@@ -8,14 +8,18 @@ use mcpsim::scenario::{FaultKind, Scenario};
 use serde_json::json;
 
 #[test]
-fn a_catalogue_scenario_fails_on_the_released_stack_and_passes_with_the_fix()
+fn a_catalogue_scenario_fails_on_the_released_stack_and_not_with_the_fix()
 -> Result<(), mcpsim::error::Error> {
     let sim = Simulation::named("missing-body")?;
     sim.clone()
         .stack("python-sdk-1.20")
         .run(1)?
         .assert_fails_with("missing-final-body");
-    sim.stack("python-sdk-1.20+fixed").run(1)?.assert_passes();
+    sim.clone()
+        .stack("python-sdk-1.20+fixed")
+        .run(1)?
+        .assert_no("missing-final-body");
+    sim.stack("native").run(1)?.assert_passes();
     Ok(())
 }
 
@@ -41,8 +45,12 @@ fn a_scenario_built_in_code_swept_over_seeds() -> Result<(), mcpsim::error::Erro
         .sweep(0..40)?;
     released.assert_some_fail_with("missing-final-body");
     assert!(!released.failing_seeds().is_empty());
-    Simulation::new(sc)
+    Simulation::new(sc.clone())
         .stack("python-sdk-1.20+fixed")
+        .sweep(0..40)?
+        .assert_none_fail_with("missing-final-body");
+    Simulation::new(sc)
+        .stack("native")
         .sweep(0..40)?
         .assert_all_pass();
     Ok(())

@@ -112,7 +112,7 @@ fn fail_fast_stops_early_and_a_passing_range_exits_0() {
         "--seeds",
         "0..50",
         "--server",
-        "python-sdk-1.20+fixed",
+        "native",
     ]);
     assert_eq!(o.status.code(), Some(0));
 }

@@ -19,14 +19,19 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::Client;
 use super::record::{BodyEnd, EventRecord, RequestRecord, ResponseRecord};
 use super::script::{Elicitation, Step};
 use super::sse::SseParser;
-use super::Client;
 use crate::mcp::{LATEST_PROTOCOL_VERSION, Message, tools};
 
 /// How long the client keeps reading a stream after its answer arrived.
 const LINGER: Duration = Duration::from_secs(1);
+/// How long a connection may take to open (httpx's default connect timeout).
+/// turmoil never refuses a connection to a host whose process is gone — it
+/// lets it hang — so without this a client would wait forever where a real
+/// one would be refused.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What one exchange sends.
 pub(super) struct Exchange<'a> {
@@ -48,8 +53,17 @@ pub(super) struct Exchange<'a> {
 }
 
 impl<'a> Exchange<'a> {
-    pub(super) fn post(step_index: usize, step: &'a Step, what: String, body: Value, rpc_id: Option<Value>) -> Self {
-        let method = body.get("method").and_then(Value::as_str).map(str::to_string);
+    pub(super) fn post(
+        step_index: usize,
+        step: &'a Step,
+        what: String,
+        body: Value,
+        rpc_id: Option<Value>,
+    ) -> Self {
+        let method = body
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let params = body.get("params").cloned();
         Self {
             step_index,
@@ -125,6 +139,7 @@ fn end_text(end: &BodyEnd) -> String {
         BodyEnd::Cancelled => "cancelled by the client".into(),
         BodyEnd::TimedOut => "given up (timeout)".into(),
         BodyEnd::LeftOpen => "left open by the server after the answer".into(),
+        BodyEnd::Stalled => "silent for the read timeout; closed by the client".into(),
         BodyEnd::Failed(e) => format!("failed ({e})"),
     }
 }
@@ -134,14 +149,19 @@ impl Client {
     pub(super) async fn exchange(self: &Rc<Self>, ex: Exchange<'_>) -> usize {
         let is_init = ex.is_init();
         let session = self.session.borrow().id.clone();
-        let sent_session = (ex.step.with_session || ex.http != "POST") && !is_init && session.is_some();
+        let sent_session =
+            (ex.step.with_session || ex.http != "POST") && !is_init && session.is_some();
         let idx = self.env.log.push(RequestRecord {
             client: self.env.name.clone(),
             incarnation: self.env.incarnation,
             step: ex.step_index,
             http: ex.http,
             what: ex.what.clone(),
-            rpc_id: if ex.resume_of.is_some() { None } else { ex.rpc_id.clone() },
+            rpc_id: if ex.resume_of.is_some() {
+                None
+            } else {
+                ex.rpc_id.clone()
+            },
             params: ex.params.clone(),
             expects_response: ex.rpc_id.is_some() && ex.resume_of.is_none(),
             session: if sent_session { session } else { None },
@@ -195,7 +215,10 @@ impl Client {
             _ = timeout => BodyEnd::TimedOut,
             end = work => end,
         };
-        let (answered, expects) = self.env.log.with(idx, |r| (r.response.is_some(), r.expects_response));
+        let (answered, expects) = self
+            .env
+            .log
+            .with(idx, |r| (r.response.is_some(), r.expects_response));
         tracing::debug!(
             target: "mcpsim::client",
             client = %self.env.name,
@@ -217,19 +240,36 @@ impl Client {
         if timed_out && let Some(id) = rpc_id {
             let body = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "timeout"}});
             let quiet = Step::new(super::script::Action::Vanish);
-            Box::pin(self.exchange(Exchange::post(ex.step_index, &quiet, "notifications/cancelled".into(), body, None)))
-                .await;
+            Box::pin(self.exchange(Exchange::post(
+                ex.step_index,
+                &quiet,
+                "notifications/cancelled".into(),
+                body,
+                None,
+            )))
+            .await;
         }
         idx
     }
 
     /// The HTTP work of an exchange.
-    async fn talk(self: &Rc<Self>, idx: usize, ex: &Exchange<'_>, sent_session: bool, head: Rc<Notify>) -> BodyEnd {
-        let io = match self.env.connector.connect().await {
-            Ok(io) => io,
-            Err(e) => return BodyEnd::Failed(format!("connect: {e}")),
+    async fn talk(
+        self: &Rc<Self>,
+        idx: usize,
+        ex: &Exchange<'_>,
+        sent_session: bool,
+        head: Rc<Notify>,
+    ) -> BodyEnd {
+        self.quiet_for(CONNECT_TIMEOUT);
+        let io = match tokio::time::timeout(CONNECT_TIMEOUT, self.env.connector.connect()).await {
+            Ok(Ok(io)) => io,
+            Ok(Err(e)) => return BodyEnd::Failed(format!("connect: {e}")),
+            Err(_) => {
+                return BodyEnd::Failed(format!("connect: no answer within {CONNECT_TIMEOUT:?}"));
+            }
         };
-        let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
+        let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await
+        {
             Ok(x) => x,
             Err(e) => return BodyEnd::Failed(format!("handshake: {e}")),
         };
@@ -267,9 +307,11 @@ impl Client {
             Ok(r) => r,
             Err(e) => return BodyEnd::Failed(format!("request: {e}")),
         };
-        let resp = match sender.send_request(req).await {
-            Ok(r) => r,
-            Err(e) => return BodyEnd::Failed(format!("no response head: {e}")),
+        let read_timeout = self.env.behaviour.read_timeout;
+        let resp = match self.within_read_timeout(sender.send_request(req)).await {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return BodyEnd::Failed(format!("no response head: {e}")),
+            None => return BodyEnd::Stalled,
         };
         // notify_one keeps a permit if the abandon timer is not waiting yet.
         head.notify_one();
@@ -289,7 +331,10 @@ impl Client {
             ex.what,
             content_type.as_deref().unwrap_or("-")
         );
-        if ex.is_init() && status == 200 && let Some(sid) = &issued {
+        if ex.is_init()
+            && status == 200
+            && let Some(sid) = &issued
+        {
             self.session.borrow_mut().id = Some(sid.clone());
         }
         self.env.log.with(idx, |r| {
@@ -299,22 +344,34 @@ impl Client {
         });
         let answer_to = ex.resume_of.unwrap_or(idx);
         let mut body = resp.into_body();
-        if content_type.as_deref().is_some_and(|c| c.starts_with("text/event-stream")) {
+        if content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+        {
             let mut parser = SseParser::new();
             let mut deadline: Option<tokio::time::Instant> = None;
             loop {
-                let frame = match deadline {
-                    None => body.frame().await,
-                    Some(d) => match tokio::time::timeout_at(d, body.frame()).await {
+                let frame = match (deadline, read_timeout) {
+                    (Some(d), _) => match tokio::time::timeout_at(d, body.frame()).await {
                         Ok(f) => f,
                         Err(_) => return BodyEnd::LeftOpen,
                     },
+                    (None, Some(t)) => {
+                        self.quiet_for(t);
+                        match tokio::time::timeout(t, body.frame()).await {
+                            Ok(f) => f,
+                            Err(_) => return BodyEnd::Stalled,
+                        }
+                    }
+                    (None, None) => body.frame().await,
                 };
                 match frame {
                     None => return BodyEnd::Complete,
                     Some(Err(e)) => return BodyEnd::Truncated(e.to_string()),
                     Some(Ok(frame)) => {
-                        let Ok(data) = frame.into_data() else { continue };
+                        let Ok(data) = frame.into_data() else {
+                            continue;
+                        };
                         for ev in parser.feed(&data) {
                             if self.on_event(idx, answer_to, ex, &ev) && deadline.is_none() {
                                 deadline = Some(tokio::time::Instant::now() + LINGER);
@@ -324,20 +381,28 @@ impl Client {
                 }
             }
         }
-        let bytes = match body.collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return BodyEnd::Truncated(e.to_string()),
+        let bytes = match self.within_read_timeout(body.collect()).await {
+            Some(Ok(b)) => b.to_bytes(),
+            Some(Err(e)) => return BodyEnd::Truncated(e.to_string()),
+            None => return BodyEnd::Stalled,
         };
         let at = self.now();
-        let parsed = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| Message::parse(&v).ok());
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let parsed = if content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("application/json"))
+        {
+            // A JSON body is recorded like an event, so the oracles see
+            // every answer however it came.
+            self.record_event(idx, "json", None, None, &text)
+        } else {
+            None
+        };
         match parsed {
             Some(m) if m.is_response() && (status >= 400 || m.id() == ex.rpc_id.as_ref()) => {
                 self.answer(answer_to, ex, &m, at, ex.resume_of.is_some());
             }
             _ if status >= 400 && ex.rpc_id.is_some() => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
                 self.env.log.with(answer_to, |r| {
                     r.response.get_or_insert(ResponseRecord {
                         at,
@@ -353,41 +418,28 @@ impl Client {
         BodyEnd::Complete
     }
 
+    /// `fut`, or `None` if the client's read timeout passes first.
+    async fn within_read_timeout<T>(&self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+        match self.env.behaviour.read_timeout {
+            Some(t) => {
+                self.quiet_for(t);
+                tokio::time::timeout(t, fut).await.ok()
+            }
+            None => Some(fut.await),
+        }
+    }
+
     /// One SSE event: record it, take the answer, reply to server requests.
     /// Returns whether it was the awaited answer.
-    fn on_event(self: &Rc<Self>, idx: usize, answer_to: usize, ex: &Exchange<'_>, ev: &super::sse::SseEvent) -> bool {
+    fn on_event(
+        self: &Rc<Self>,
+        idx: usize,
+        answer_to: usize,
+        ex: &Exchange<'_>,
+        ev: &super::sse::SseEvent,
+    ) -> bool {
         let at = self.now();
-        let msg = serde_json::from_str::<Value>(&ev.data)
-            .ok()
-            .and_then(|v| Message::parse(&v).ok());
-        let (kind, rpc_id, token) = match &msg {
-            Some(Message::Request { id, method, .. }) => (method.clone(), Some(id.clone()), None),
-            Some(Message::Notification { method, params }) => (
-                method.clone(),
-                None,
-                params.as_ref().and_then(|p| p.get("progressToken")).cloned(),
-            ),
-            Some(Message::Response { id, .. }) => ("response".into(), Some(id.clone()), None),
-            Some(Message::Error { id, .. }) => ("error".into(), Some(id.clone()), None),
-            None => ("other".into(), None, None),
-        };
-        self.env.log.with(idx, |r| {
-            r.events.push(EventRecord {
-                at,
-                event: ev.event.clone(),
-                id: ev.id.clone(),
-                kind,
-                rpc_id,
-                progress_token: token,
-                data: ev.data.clone(),
-            });
-            if ev.id.is_some() {
-                r.last_event_id = ev.id.clone();
-            }
-            if ev.retry.is_some() {
-                r.retry_ms = ev.retry;
-            }
-        });
+        let msg = self.record_event(idx, &ev.event, ev.id.clone(), ev.retry, &ev.data);
         match msg {
             Some(m @ (Message::Response { .. } | Message::Error { .. })) => {
                 let expected = self.env.log.with(answer_to, |r| r.rpc_id.clone());
@@ -405,12 +457,64 @@ impl Client {
         }
     }
 
+    /// Record a message received on record `idx` (an SSE event or a JSON
+    /// body); returns it parsed.
+    fn record_event(
+        &self,
+        idx: usize,
+        event: &str,
+        id: Option<String>,
+        retry: Option<u64>,
+        data: &str,
+    ) -> Option<Message> {
+        let at = self.now();
+        let msg = serde_json::from_str::<Value>(data)
+            .ok()
+            .and_then(|v| Message::parse(&v).ok());
+        let (kind, rpc_id, token) = match &msg {
+            Some(Message::Request { id, method, .. }) => (method.clone(), Some(id.clone()), None),
+            Some(Message::Notification { method, params }) => (
+                method.clone(),
+                None,
+                params
+                    .as_ref()
+                    .and_then(|p| p.get("progressToken"))
+                    .cloned(),
+            ),
+            Some(Message::Response { id, .. }) => ("response".into(), Some(id.clone()), None),
+            Some(Message::Error { id, .. }) => ("error".into(), Some(id.clone()), None),
+            None => ("other".into(), None, None),
+        };
+        self.env.log.with(idx, |r| {
+            if id.is_some() {
+                r.last_event_id = id.clone();
+            }
+            if retry.is_some() {
+                r.retry_ms = retry;
+            }
+            r.events.push(EventRecord {
+                at,
+                event: event.to_string(),
+                id,
+                kind,
+                rpc_id,
+                progress_token: token,
+                data: data.to_string(),
+            });
+        });
+        msg
+    }
+
     fn answer(&self, idx: usize, ex: &Exchange<'_>, m: &Message, at: Duration, via_resume: bool) {
         let is_init = ex.is_init() || self.env.log.with(idx, |r| r.what == "initialize");
         let (is_error, summary, matches) = match m {
             Message::Error { error, .. } => (
                 true,
-                error.get("message").and_then(Value::as_str).unwrap_or("error").to_string(),
+                error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error")
+                    .to_string(),
                 None,
             ),
             Message::Response { result, .. } => {
@@ -428,13 +532,23 @@ impl Client {
                     .and_then(Value::as_str)
                     .map(str::to_string)
                     .unwrap_or_else(|| "ok".into());
-                let tool_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
-                let (method, params) = self.env.log.with(idx, |r| (r.what.clone(), r.params.clone()));
+                let tool_error = result
+                    .get("isError")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let (method, params) = self
+                    .env
+                    .log
+                    .with(idx, |r| (r.what.clone(), r.params.clone()));
                 let method = ex
                     .method
                     .clone()
                     .unwrap_or_else(|| method.split_whitespace().next().unwrap_or("").to_string());
-                (tool_error, text, tools::answers(&method, params.as_ref(), result))
+                (
+                    tool_error,
+                    text,
+                    tools::answers(&method, params.as_ref(), result),
+                )
             }
             _ => return,
         };
@@ -478,7 +592,8 @@ impl Client {
         let me = self.clone();
         self.spawn("client.reply", async move {
             let step = Step::new(super::script::Action::Vanish);
-            me.exchange(Exchange::post(step_index, &step, what, body, None)).await;
+            me.exchange(Exchange::post(step_index, &step, what, body, None))
+                .await;
         });
     }
 }

@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use exchange::Exchange;
-pub use record::{BodyEnd, ClientLog, EventRecord, RequestRecord, ResponseRecord};
+pub use record::{BodyEnd, ClientLog, Departure, EventRecord, RequestRecord, ResponseRecord};
 use script::{Action, Behaviour, IdStrategy, Step};
 
 use crate::asgi::LocalBoxFuture;
@@ -115,11 +115,20 @@ impl Client {
     /// A backoff before reconnect attempt `n`: drawn from the client's seed
     /// stream, doubling, unless the stream asked for `retry:`.
     fn backoff(&self, attempt: u32, retry_ms: Option<u64>) -> Duration {
-        if let Some(ms) = retry_ms {
-            return Duration::from_millis(ms);
-        }
-        let base = self.rng.borrow_mut().random_range(50..=250u64);
-        Duration::from_millis(base << attempt.min(6))
+        let d = match retry_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => {
+                let base = self.rng.borrow_mut().random_range(50..=250u64);
+                Duration::from_millis(base << attempt.min(6))
+            }
+        };
+        self.quiet_for(d);
+        d
+    }
+
+    /// Tell the harness that nothing need happen for `d` (not a hang).
+    fn quiet_for(&self, d: Duration) {
+        self.env.log.expect_quiet_until(self.now() + d);
     }
 
     async fn initialize(self: &Rc<Self>, step_index: usize, step: &Step, protocol: &str) {
@@ -136,7 +145,13 @@ impl Client {
         self.exchange(ex).await;
     }
 
-    async fn request(self: &Rc<Self>, step_index: usize, step: &Step, method: &str, params: Option<Value>) {
+    async fn request(
+        self: &Rc<Self>,
+        step_index: usize,
+        step: &Step,
+        method: &str,
+        params: Option<Value>,
+    ) {
         let mut retried = false;
         loop {
             let id = self.take_id();
@@ -150,6 +165,11 @@ impl Client {
             if let Some(p) = &params {
                 body["params"] = p.clone();
             }
+            let mut wait = crate::mcp::tools::duration(method, params.as_ref());
+            if let Some(t) = step.timeout {
+                wait = wait.max(t);
+            }
+            self.quiet_for(wait);
             let mut ex = Exchange::post(step_index, step, step.describe(), body, Some(json!(id)));
             ex.method = Some(method.to_string());
             ex.params = params;
@@ -168,16 +188,32 @@ impl Client {
         }
     }
 
-    async fn notify(self: &Rc<Self>, step_index: usize, step: &Step, method: &str, params: Option<Value>) {
+    async fn notify(
+        self: &Rc<Self>,
+        step_index: usize,
+        step: &Step,
+        method: &str,
+        params: Option<Value>,
+    ) {
         let mut body = json!({"jsonrpc": "2.0", "method": method});
         if let Some(p) = params {
             body["params"] = p;
         }
-        self.exchange(Exchange::post(step_index, step, method.to_string(), body, None))
-            .await;
+        self.exchange(Exchange::post(
+            step_index,
+            step,
+            method.to_string(),
+            body,
+            None,
+        ))
+        .await;
     }
 
     async fn goodbye(self: &Rc<Self>, step_index: usize, step: &Step) {
+        if self.session.borrow().id.is_none() {
+            tracing::debug!(target: "mcpsim::client", client = %self.env.name, "no session to end");
+            return;
+        }
         let idx = self.exchange(Exchange::delete(step_index, step)).await;
         if self.env.log.with(idx, |r| r.status) == Some(200) {
             self.session.borrow_mut().id = None;
@@ -189,7 +225,15 @@ impl Client {
         let me = self.clone();
         let step = step.clone();
         self.spawn("client.listen", async move {
-            let idx = me.exchange(Exchange::get(step_index, &step, "GET stream".into(), None, None)).await;
+            let idx = me
+                .exchange(Exchange::get(
+                    step_index,
+                    &step,
+                    "GET stream".into(),
+                    None,
+                    None,
+                ))
+                .await;
             me.resume_if_broken(step_index, &step, idx).await;
         });
     }
@@ -201,7 +245,10 @@ impl Client {
             return;
         }
         let original = self.env.log.with(idx, |r| r.clone());
-        let broke = matches!(original.end, Some(BodyEnd::Truncated(_) | BodyEnd::Complete | BodyEnd::LeftOpen));
+        let broke = matches!(
+            original.end,
+            Some(BodyEnd::Truncated(_) | BodyEnd::Complete | BodyEnd::LeftOpen | BodyEnd::Stalled)
+        );
         let pending = if original.expects_response {
             original.response.is_none()
         } else {
@@ -217,8 +264,16 @@ impl Client {
         if last.is_none() && original.expects_response {
             return;
         }
+        // A request's stream is resumed up to three times; a listener keeps
+        // listening for as long as the script runs, its backoff starting over
+        // after each stream that opened.
+        let listener = !original.expects_response;
         let mut retry = original.retry_ms;
-        for attempt in 0..3 {
+        let mut attempt = 0;
+        loop {
+            if !listener && attempt == 3 {
+                return;
+            }
             tokio::time::sleep(self.backoff(attempt, retry)).await;
             let mut ex = Exchange::get(
                 step_index,
@@ -239,6 +294,15 @@ impl Client {
             if resumed.status != Some(200) && resumed.status.is_some() {
                 return;
             }
+            // The server ended the listener's stream on purpose.
+            if listener && resumed.end == Some(BodyEnd::Complete) {
+                return;
+            }
+            attempt = if listener && resumed.status == Some(200) {
+                0
+            } else {
+                attempt + 1
+            };
             if resumed.last_event_id.is_some() {
                 last = resumed.last_event_id;
             }
@@ -274,6 +338,11 @@ pub async fn run(env: ClientEnv, steps: Rc<Vec<Step>>) {
         match &step.action {
             Action::Vanish => {
                 tracing::debug!(target: "mcpsim::client", client = %c.env.name, "vanishes without a goodbye");
+                c.env.log.depart(Departure {
+                    client: c.env.name.clone(),
+                    incarnation: c.env.incarnation,
+                    at: c.now(),
+                });
                 break;
             }
             Action::Sleep { min, max } => {
@@ -286,6 +355,7 @@ pub async fn run(env: ClientEnv, steps: Rc<Vec<Step>>) {
                         .random_range(min.as_micros() as u64..=max.as_micros() as u64);
                     Duration::from_micros(us)
                 };
+                c.quiet_for(d);
                 tokio::time::sleep(d).await;
             }
             Action::Listen => c.listen(i, step),

@@ -27,6 +27,9 @@ pub enum BodyEnd {
     /// The stream was still open a while after the answer arrived; the client
     /// closed it.
     LeftOpen,
+    /// The stream stayed silent for the client's `read_timeout`; the client
+    /// closed it (a connection a partition killed looks like this).
+    Stalled,
     /// No connection could be made, or it broke before a response head.
     Failed(String),
 }
@@ -119,25 +122,73 @@ pub struct RequestRecord {
     pub ended_at: Option<Duration>,
 }
 
+/// A client that left its session behind on purpose (a `vanish` step).
+#[derive(Debug, Clone, Serialize)]
+pub struct Departure {
+    /// Logical client name.
+    pub client: String,
+    /// Which start of its host.
+    pub incarnation: u32,
+    /// When.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub at: Duration,
+}
+
+#[derive(Default)]
+struct Inner {
+    records: Vec<RequestRecord>,
+    departures: Vec<Departure>,
+    quiet_until: Duration,
+}
+
 /// Every client's records, shared by the clients and the harness.
 #[derive(Clone, Default)]
-pub struct ClientLog(Rc<RefCell<Vec<RequestRecord>>>);
+pub struct ClientLog(Rc<RefCell<Inner>>);
 
 impl ClientLog {
     /// Append a record; returns its index.
     pub fn push(&self, r: RequestRecord) -> usize {
         let mut v = self.0.borrow_mut();
-        v.push(r);
-        v.len() - 1
+        v.records.push(r);
+        v.records.len() - 1
     }
 
     /// Update record `idx`.
     pub fn with<R>(&self, idx: usize, f: impl FnOnce(&mut RequestRecord) -> R) -> R {
-        f(&mut self.0.borrow_mut()[idx])
+        f(&mut self.0.borrow_mut().records[idx])
     }
 
     /// A copy of all records.
     pub fn records(&self) -> Vec<RequestRecord> {
-        self.0.borrow().clone()
+        self.0.borrow().records.clone()
+    }
+
+    /// Note that a client left without a goodbye.
+    pub fn depart(&self, d: Departure) {
+        self.0.borrow_mut().departures.push(d);
+    }
+
+    /// Every departure.
+    pub fn departures(&self) -> Vec<Departure> {
+        self.0.borrow().departures.clone()
+    }
+
+    /// Note that nothing need happen until `t` (a sleep, a tool that takes
+    /// its time, a timeout or backoff): silence before it is not a hang.
+    pub fn expect_quiet_until(&self, t: Duration) {
+        let mut v = self.0.borrow_mut();
+        v.quiet_until = v.quiet_until.max(t);
+    }
+
+    /// The latest time anything announced it may be silent until.
+    pub fn quiet_until(&self) -> Duration {
+        self.0.borrow().quiet_until
+    }
+}
+
+impl EventRecord {
+    /// Is it a JSON-RPC response or error?
+    pub fn is_answer(&self) -> bool {
+        self.kind == "response" || self.kind == "error"
     }
 }

@@ -141,4 +141,7 @@ pub struct Behaviour {
     pub elicitation: Elicitation,
     /// An `Origin` header on every request.
     pub origin: Option<String>,
+    /// Give up on an SSE stream silent for this long (the python client's
+    /// `sse_read_timeout`), and treat it as broken: resume it if `resume`.
+    pub read_timeout: Option<Duration>,
 }

@@ -278,12 +278,14 @@ pub fn bisect(
     }
 
     progress("checking the other stacks");
-    let mut passes_on = Vec::new();
+    let mut fixed_on = Vec::new();
     for other in servers::stack_names() {
         if other != stack {
             judge.runs += 1;
-            if sim::run(&minimal, seed, other).is_ok_and(|o| o.passed()) {
-                passes_on.push(other.to_string());
+            if sim::run(&minimal, seed, other)
+                .is_ok_and(|o| o.failures.iter().all(|f| f.signature != signature))
+            {
+                fixed_on.push(other.to_string());
             }
         }
     }
@@ -298,7 +300,7 @@ pub fn bisect(
         stack: stack.to_string(),
         seed,
         signature: signature.clone(),
-        passes_on,
+        fixed_on,
     });
     let runs = judge.runs;
     Ok(BisectReport {

@@ -67,6 +67,21 @@ pub fn steps(args: Option<&Value>) -> u64 {
         .clamp(1, 100)
 }
 
+/// How long a `tools/call` is meant to take (zero for instant tools and
+/// anything else).
+pub fn duration(method: &str, params: Option<&Value>) -> std::time::Duration {
+    let Some(tool) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
+        return std::time::Duration::ZERO;
+    };
+    match (method, tool) {
+        ("tools/call", "slow_operation" | "progress_operation") => {
+            let s = seconds(tool, params.and_then(|p| p.get("arguments"))).unwrap_or(0.0);
+            std::time::Duration::from_secs_f64(s)
+        }
+        _ => std::time::Duration::ZERO,
+    }
+}
+
 /// The text of a successful call.
 pub fn text(tool: &str, args: Option<&Value>) -> Option<String> {
     Some(match tool {
@@ -75,6 +90,57 @@ pub fn text(tool: &str, args: Option<&Value>) -> Option<String> {
         "progress_operation" => format!("Completed {} steps", steps(args)),
         _ => return None,
     })
+}
+
+/// `ask_user`'s question.
+pub fn question(args: Option<&Value>) -> &str {
+    args.and_then(|a| a.get("question"))
+        .and_then(Value::as_str)
+        .unwrap_or("What is your name?")
+}
+
+/// The params of `ask_user`'s `elicitation/create` request.
+pub fn elicitation_params(question: &str) -> Value {
+    json!({
+        "message": question,
+        "requestedSchema": {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    })
+}
+
+/// `ask_user`'s result, from the client's answer to its elicitation.
+pub fn elicitation_result(answer: &super::Message) -> Value {
+    match answer {
+        super::Message::Response { result, .. } => {
+            match result.get("action").and_then(Value::as_str) {
+                Some("accept") => {
+                    let said = result
+                        .pointer("/content/answer")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    text_result(format!("You said: {said}"), false)
+                }
+                Some(other) => text_result(format!("The user chose to {other}"), false),
+                None => text_result(
+                    "Error executing tool ask_user: malformed elicitation result".into(),
+                    true,
+                ),
+            }
+        }
+        super::Message::Error { error, .. } => text_result(
+            format!(
+                "Error executing tool ask_user: {}",
+                error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error")
+            ),
+            true,
+        ),
+        _ => text_result(
+            "Error executing tool ask_user: unexpected message".into(),
+            true,
+        ),
+    }
 }
 
 /// A `CallToolResult` with one text item.
@@ -97,7 +163,9 @@ pub fn answers(method: &str, params: Option<&Value>, result: &Value) -> Option<b
                 return None;
             }
             match tool {
-                "ask_user" => Some(got.starts_with("You said: ") || got.starts_with("The user chose to ")),
+                "ask_user" => {
+                    Some(got.starts_with("You said: ") || got.starts_with("The user chose to "))
+                }
                 _ => Some(text(tool, args)? == got),
             }
         }
@@ -113,15 +181,37 @@ mod tests {
     fn answers_tell_calls_apart() {
         let call = |tool: &str, args: Value| json!({"name": tool, "arguments": args});
         let greet = call("get_greeting", json!({"name": "a"}));
-        assert_eq!(answers("tools/call", Some(&greet), &text_result("Hello, a!".into(), false)), Some(true));
-        assert_eq!(answers("tools/call", Some(&greet), &text_result("Hello, b!".into(), false)), Some(false));
-        let slow = call("slow_operation", json!({"seconds": 1.5}));
         assert_eq!(
-            answers("tools/call", Some(&slow), &text_result("Completed after 1.5 seconds".into(), false)),
+            answers(
+                "tools/call",
+                Some(&greet),
+                &text_result("Hello, a!".into(), false)
+            ),
             Some(true)
         );
         assert_eq!(
-            answers("tools/call", Some(&slow), &text_result("Completed after 2 seconds".into(), false)),
+            answers(
+                "tools/call",
+                Some(&greet),
+                &text_result("Hello, b!".into(), false)
+            ),
+            Some(false)
+        );
+        let slow = call("slow_operation", json!({"seconds": 1.5}));
+        assert_eq!(
+            answers(
+                "tools/call",
+                Some(&slow),
+                &text_result("Completed after 1.5 seconds".into(), false)
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            answers(
+                "tools/call",
+                Some(&slow),
+                &text_result("Completed after 2 seconds".into(), false)
+            ),
             Some(false)
         );
     }

@@ -3,6 +3,15 @@
 //! whole, the server runs and has had nothing in flight for long enough that no
 //! answer can still be on the wire. An HTTP error status counts as an answer; a
 //! stream that ended cleanly without the JSON-RPC response does not.
+//!
+//! A request whose stream broke counts again once the client resumed it and
+//! the server accepted the resumption (200): the server then promised to
+//! deliver what was left, the answer included.
+//!
+//! A client still waiting on a connection that a partition cut is not
+//! "connected": turmoil kills such a connection silently and for good, so the
+//! answer could not reach it whatever the server did (a client with a
+//! `read_timeout` notices, and can resume).
 
 use super::{Failure, Observations, Oracle};
 use crate::client::BodyEnd;
@@ -23,18 +32,30 @@ impl Oracle for LostResponse {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for r in &obs.requests {
+        for (orig, resumes) in obs.chains() {
+            let r = &obs.requests[orig];
             if !r.expects_response || r.response.is_some() {
                 continue;
             }
-            match &r.end {
-                None | Some(BodyEnd::Complete) => {}
-                Some(_) => continue,
-            }
+            let live =
+                |x: &crate::client::RequestRecord| matches!(x.end, None | Some(BodyEnd::Complete));
+            // The exchange the client is waiting on: the request's own
+            // stream, or the resumption the server accepted in its place.
+            let (waiting, resumed) = if live(r) {
+                (r, false)
+            } else {
+                match resumes.last().map(|&i| &obs.requests[i]) {
+                    Some(l) if l.status == Some(200) && live(l) => (l, true),
+                    _ => continue,
+                }
+            };
             let Some(host) = obs.client_hosts.get(&r.client) else {
                 continue;
             };
-            if !obs.settled_since(r.sent_at) {
+            if !obs.settled_since(waiting.sent_at) {
+                continue;
+            }
+            if waiting.end.is_none() && obs.link_cut_between(host, waiting.sent_at, obs.end.at) {
                 continue;
             }
             if obs.host_dead_since(host, r.sent_at)
@@ -47,13 +68,16 @@ impl Oracle for LostResponse {
             {
                 continue;
             }
-            let how = match &r.end {
+            let mut how = match &waiting.end {
                 None => "is still waiting".to_string(),
                 _ => "saw its response stream end cleanly without the response".to_string(),
             };
+            if resumed {
+                how = format!("resumed its broken stream, and {how}");
+            }
             out.push(Failure {
                 oracle: self.name(),
-                at: r.ended_at.unwrap_or(obs.end.at),
+                at: waiting.ended_at.unwrap_or(obs.end.at),
                 host: host.clone(),
                 detail: format!(
                     "{} of {} (sent at {}) {how}",
@@ -61,7 +85,11 @@ impl Oracle for LostResponse {
                     r.client,
                     crate::time::fmt_duration(r.sent_at)
                 ),
-                signature: format!("lost-response · {}", r.what),
+                signature: format!(
+                    "lost-response · {}{}",
+                    r.what,
+                    if resumed { " · resumed" } else { "" }
+                ),
             });
         }
         out

@@ -7,11 +7,18 @@
 //! written in advance. A failure's signature names the oracle and *where*
 //! (stack layer, request kind), so that a sweep can group equal failures.
 
+mod cross_stream_replay;
+mod duplicate_event_id;
+mod duplicate_response;
+mod hang;
 mod leak;
+mod lost_notification;
 mod lost_response;
+mod misrouted_response;
 mod missing_final_body;
 mod protocol_violation;
 mod server_error_log;
+mod stale_session;
 mod truncated_response;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,19 +27,26 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::asgi::tracking::CallRecord;
-use crate::client::RequestRecord;
+use crate::client::{Departure, RequestRecord};
 use crate::scenario::FaultKind;
-use crate::servers::{Layers, OpenStream};
+use crate::servers::{Layers, OpenStream, SessionInfo};
 use crate::sim::trace::TraceLine;
 
 /// The oracles this version implements, by their stable names.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 13] = [
     "missing-final-body",
     "protocol-violation",
     "truncated-response",
     "server-error-log",
     "lost-response",
+    "duplicate-response",
+    "misrouted-response",
+    "cross-stream-replay",
+    "duplicate-event-id",
+    "lost-notification",
+    "stale-session",
     "leak",
+    "hang",
 ];
 
 /// One failure found by an oracle.
@@ -71,6 +85,10 @@ pub struct EndState {
     pub quiescent: bool,
     /// Is the server process running?
     pub server_running: bool,
+    /// The server process's incarnation at the end (0 = first start).
+    pub server_incarnation: u32,
+    /// Request handlers the server's probe counted at the end.
+    pub server_in_flight: usize,
     /// Since when the server has had nothing in flight (`None`: busy at the end).
     #[serde(serialize_with = "crate::time::ser_opt_duration")]
     pub server_idle_since: Option<Duration>,
@@ -100,6 +118,20 @@ pub struct Observations {
     pub trace: Vec<TraceLine>,
     /// Request streams still registered at the end (read at quiescence only).
     pub open_streams: Option<Vec<OpenStream>>,
+    /// Sessions the server still holds (read at quiescence only).
+    pub sessions: Option<Vec<SessionInfo>>,
+    /// Clients that left without a goodbye (`vanish`).
+    pub departures: Vec<Departure>,
+    /// Until when the clients announced they may be silent (sleeps, slow
+    /// tools, timeouts, backoff).
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub quiet_until: Duration,
+    /// Silence, with something waiting, that counts as a hang.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub hang_after: Duration,
+    /// Network address (IP) → host name, to tell which host a server-side
+    /// connection came from.
+    pub hosts_by_ip: BTreeMap<String, String>,
     /// Faults applied, in order.
     pub faults: Vec<AppliedFault>,
     /// Client name → host.
@@ -125,6 +157,76 @@ impl Observations {
                 && f.at <= to
                 && matches!(&f.kind, FaultKind::Crash { host: h } | FaultKind::Restart { host: h } if h == host)
         })
+    }
+
+    /// Was the link between `host` and the server partitioned (either
+    /// direction) at any moment within `[from, to]` — including a partition
+    /// still in force at `from`? A partition drops what is in flight, and a
+    /// connection that loses a segment is dead for good without either side
+    /// knowing (turmoil TCP has no retransmission or keepalive). Following
+    /// turmoil: `hold` replaces a partition, `release` and `repair` heal both
+    /// directions.
+    pub fn link_cut_between(&self, host: &str, from: Duration, to: Duration) -> bool {
+        // (host → server cut, server → host cut)
+        let mut cut = (false, false);
+        let mut opened = false;
+        for f in self.faults.iter().take_while(|f| f.at <= to) {
+            if f.at > from && !opened {
+                opened = true;
+                if cut.0 || cut.1 {
+                    return true;
+                }
+            }
+            let touches = |a: &str, b: &str| {
+                (a == host && b == crate::scenario::SERVER_HOST)
+                    || (b == host && a == crate::scenario::SERVER_HOST)
+            };
+            match &f.kind {
+                FaultKind::Partition { a, b } if touches(a, b) => cut = (true, true),
+                FaultKind::Repair { a, b }
+                | FaultKind::Hold { a, b }
+                | FaultKind::Release { a, b }
+                    if touches(a, b) =>
+                {
+                    cut = (false, false)
+                }
+                FaultKind::PartitionOneway { from: a, to: b } if touches(a, b) => {
+                    if a == host {
+                        cut.0 = true
+                    } else {
+                        cut.1 = true
+                    }
+                }
+                FaultKind::RepairOneway { from: a, to: b } if touches(a, b) => {
+                    if a == host {
+                        cut.0 = false
+                    } else {
+                        cut.1 = false
+                    }
+                }
+                _ => {}
+            }
+            if f.at >= from && (cut.0 || cut.1) {
+                return true;
+            }
+        }
+        // A cut in force when the window opened, with nothing after it.
+        !opened && (cut.0 || cut.1)
+    }
+
+    /// The records of one exchange and its resumptions: the index of the
+    /// original, then the indices of the records resuming it, in order.
+    pub fn chains(&self) -> Vec<(usize, Vec<usize>)> {
+        let mut out: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, r) in self.requests.iter().enumerate() {
+            match r.resume_of {
+                None => {
+                    out.entry(i).or_default();
+                }
+                Some(o) => out.entry(o).or_default().push(i),
+            }
+        }
+        out.into_iter().collect()
     }
 
     /// Was `host` crashed after `t` and not restarted since?
@@ -159,7 +261,14 @@ pub fn all() -> Vec<Box<dyn Oracle>> {
         Box::new(truncated_response::TruncatedResponse),
         Box::new(server_error_log::ServerErrorLog),
         Box::new(lost_response::LostResponse),
+        Box::new(duplicate_response::DuplicateResponse),
+        Box::new(misrouted_response::MisroutedResponse),
+        Box::new(cross_stream_replay::CrossStreamReplay),
+        Box::new(duplicate_event_id::DuplicateEventId),
+        Box::new(lost_notification::LostNotification),
+        Box::new(stale_session::StaleSession),
         Box::new(leak::Leak),
+        Box::new(hang::Hang),
     ]
 }
 

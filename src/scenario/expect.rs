@@ -106,7 +106,9 @@ pub(super) fn parse(c: &Ctx, t: &Spanned<toml::Table>) -> Result<Expectations, I
         }
         let e = match v {
             toml::Value::String(s) if s == "pass" => Expect::Pass,
-            toml::Value::Table(tab) if let (1, Some((kind, list))) = (tab.len(), tab.iter().next()) => {
+            toml::Value::Table(tab)
+                if let (1, Some((kind, list))) = (tab.len(), tab.iter().next()) =>
+            {
                 let names: Vec<String> = list
                     .as_array()
                     .map(|a| {

@@ -11,6 +11,7 @@ pub(super) struct RawScenario {
     pub about: Option<String>,
     pub duration: Spanned<String>,
     pub tick: Option<Spanned<String>>,
+    pub hang_after: Option<Spanned<String>>,
     pub server: Option<RawServer>,
     #[serde(default)]
     pub client: Vec<Spanned<RawClient>>,
@@ -19,7 +20,16 @@ pub(super) struct RawScenario {
     pub fault: Vec<Spanned<RawFault>>,
     pub expect: Option<Spanned<toml::Table>>,
     pub swarm: Option<Spanned<RawSwarm>>,
+    pub chaos: Option<Spanned<RawChaos>>,
     pub regression: Option<Spanned<RawRegression>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChaos {
+    pub faults: Option<Vec<u32>>,
+    pub kinds: Option<Vec<String>>,
+    pub window: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +42,7 @@ pub(super) struct RawSwarm {
     pub kinds: Option<Vec<String>>,
     pub slow: Option<Vec<String>>,
     pub latency_max: Option<Vec<String>>,
+    pub modes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,7 +52,7 @@ pub(super) struct RawRegression {
     pub seed: u64,
     pub signature: String,
     #[serde(default)]
-    pub passes_on: Vec<String>,
+    pub fixed_on: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +63,7 @@ pub(super) struct RawServer {
     pub response: Option<Spanned<String>>,
     pub event_store: Option<Spanned<bool>>,
     pub graceful_timeout: Option<Spanned<String>>,
+    pub session_idle_timeout: Option<Spanned<String>>,
     pub allowed_hosts: Option<Vec<String>>,
     pub allowed_origins: Option<Vec<String>>,
 }
@@ -66,6 +78,7 @@ pub(super) struct RawClient {
     pub reinit: Option<bool>,
     pub elicitation: Option<Spanned<String>>,
     pub origin: Option<String>,
+    pub read_timeout: Option<Spanned<String>>,
     pub script: Vec<Spanned<RawStep>>,
 }
 

@@ -7,6 +7,7 @@
 //! starts on a half-understood scenario, and nothing the user wrote is
 //! silently ignored.
 
+mod chaos;
 mod expect;
 mod file;
 mod parse;
@@ -20,14 +21,19 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::client::script::{Behaviour, Elicitation, IdStrategy};
+pub use chaos::ChaosSpec;
 pub use expect::{Expect, Expectations, SeedRange, SeedVerdict};
 pub use parse::parse;
-pub use crate::client::script::{Behaviour, Elicitation, IdStrategy};
 pub use swarm::SwarmSpec;
 
 use crate::client::script::Step;
 use crate::error::InputError;
 use crate::servers::ServerConfig;
+
+/// How long the whole world must stay silent, with something still waiting,
+/// before the `hang` oracle calls it blocked forever.
+pub const DEFAULT_HANG_AFTER: Duration = Duration::from_secs(10);
 
 /// The host name of the server under test.
 pub const SERVER_HOST: &str = "server";
@@ -47,6 +53,9 @@ pub struct Scenario {
     /// Simulation tick.
     #[serde(serialize_with = "crate::time::ser_duration")]
     pub tick: Duration,
+    /// Silence, with something still waiting, that counts as a hang.
+    #[serde(serialize_with = "crate::time::ser_duration")]
+    pub hang_after: Duration,
     /// The default server stack.
     pub stack: String,
     /// Server configuration.
@@ -65,6 +74,8 @@ pub struct Scenario {
     pub expect: Option<Expectations>,
     /// Draw the clients and faults from the seed instead.
     pub swarm: Option<SwarmSpec>,
+    /// Faults drawn from the seed for the written clients.
+    pub chaos: Option<ChaosSpec>,
     /// What this scenario is a regression for (written by `mcpsim bisect`).
     pub regression: Option<Regression>,
 }
@@ -82,7 +93,8 @@ fn ser_links<S: serde::Serializer>(
 }
 
 /// A regression recorded by `mcpsim bisect`: it must keep failing with
-/// `signature` on `stack` with `seed`, and keep passing on `passes_on`.
+/// `signature` on `stack` with `seed`, and that failure must stay absent on
+/// the stacks in `fixed_on`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Regression {
     /// The stack it fails on.
@@ -91,10 +103,9 @@ pub struct Regression {
     pub seed: u64,
     /// The failure signature it reproduces.
     pub signature: String,
-    /// Stacks on which it passed when it was written.
-    pub passes_on: Vec<String>,
+    /// Stacks on which this failure did not occur when it was written.
+    pub fixed_on: Vec<String>,
 }
-
 
 /// Link latency bounds.
 #[derive(Debug, Clone, Copy, Serialize)]

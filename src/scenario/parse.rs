@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::file::{RawFault, RawScenario, RawSleep, RawStep, RawTarget};
 use super::{
-    Behaviour, Elicitation, ClientSpec, FaultKind, FaultSpec, IdStrategy, Latency, Regression, SERVER_HOST, Scenario, When,
-    expect,
+    Behaviour, ClientSpec, Elicitation, FaultKind, FaultSpec, IdStrategy, Latency, Regression,
+    SERVER_HOST, Scenario, When, expect,
 };
 use crate::client::script::{Action, Step};
 use crate::error::InputError;
@@ -109,6 +109,16 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
         }
         None => Duration::from_millis(1),
     };
+    let hang_after = match &raw.hang_after {
+        Some(h) => {
+            let d = c.duration(h, "hang_after")?;
+            if d < Duration::from_secs(1) {
+                return c.err(h.span(), "hang_after", "must be at least 1s");
+            }
+            d
+        }
+        None => crate::scenario::DEFAULT_HANG_AFTER,
+    };
 
     let mut stack = servers::python_sdk::Variant::AsReleased.name().to_string();
     let mut server = ServerConfig::default();
@@ -165,6 +175,17 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
         if let Some(g) = &s.graceful_timeout {
             server.graceful_timeout = Some(c.duration(g, "server.graceful_timeout")?);
         }
+        if let Some(t) = &s.session_idle_timeout {
+            let d = c.duration(t, "server.session_idle_timeout")?;
+            if d < Duration::from_secs(1) {
+                return c.err(
+                    t.span(),
+                    "server.session_idle_timeout",
+                    "must be at least 1s",
+                );
+            }
+            server.session_idle_timeout = Some(d);
+        }
     }
 
     let swarm = match &raw.swarm {
@@ -176,7 +197,31 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
                     "a [swarm] scenario draws its clients and faults from the seed: remove its [[client]] and [[fault]] tables",
                 );
             }
-            Some(super::swarm::parse(c, sw)?)
+            let spec = super::swarm::parse(c, sw)?;
+            if spec.modes.is_some()
+                && let Some(s) = &raw.server
+                && (s.mode.is_some() || s.response.is_some() || s.event_store.is_some())
+            {
+                return c.err(
+                    sw.span(),
+                    "swarm.modes",
+                    "the swarm draws the server's mode: remove mode, response and event_store from [server]",
+                );
+            }
+            Some(spec)
+        }
+        None => None,
+    };
+    let chaos = match &raw.chaos {
+        Some(ch) => {
+            if swarm.is_some() {
+                return c.err(
+                    ch.span(),
+                    "chaos",
+                    "a [swarm] scenario draws its faults already: remove [chaos]",
+                );
+            }
+            Some(super::chaos::parse(c, ch, duration)?)
         }
         None => None,
     };
@@ -265,6 +310,10 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
                 reinit: rc_in.reinit.unwrap_or(false),
                 elicitation,
                 origin: rc_in.origin.clone(),
+                read_timeout: match &rc_in.read_timeout {
+                    Some(t) => Some(c.duration(t, &format!("{field}.read_timeout"))?),
+                    None => None,
+                },
             },
             steps,
         });
@@ -315,7 +364,7 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
         None => None,
         Some(r) => {
             let rr = r.get_ref();
-            for st in std::iter::once(&rr.stack).chain(rr.passes_on.iter()) {
+            for st in std::iter::once(&rr.stack).chain(rr.fixed_on.iter()) {
                 if servers::stack(st).is_none() {
                     return c.err(
                         r.span(),
@@ -334,7 +383,7 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
                 stack: rr.stack.clone(),
                 seed: rr.seed,
                 signature: rr.signature.clone(),
-                passes_on: rr.passes_on.clone(),
+                fixed_on: rr.fixed_on.clone(),
             })
         }
     };
@@ -355,6 +404,7 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
         source: c.file.to_string(),
         duration,
         tick,
+        hang_after,
         stack,
         server,
         clients,
@@ -363,6 +413,7 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
         faults,
         expect,
         swarm,
+        chaos,
         regression,
     })
 }
@@ -454,17 +505,29 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
         Action::Vanish
     } else if let Some(v) = &s.listen {
         if !v.is_empty() {
-            return c.err(span, format!("{field}.listen"), "takes no options: { listen = {} }");
+            return c.err(
+                span,
+                format!("{field}.listen"),
+                "takes no options: { listen = {} }",
+            );
         }
         Action::Listen
     } else if let Some(v) = &s.goodbye {
         if !v.is_empty() {
-            return c.err(span, format!("{field}.goodbye"), "takes no options: { goodbye = {} }");
+            return c.err(
+                span,
+                format!("{field}.goodbye"),
+                "takes no options: { goodbye = {} }",
+            );
         }
         Action::Goodbye
     } else if let Some(v) = &s.ping {
         if !v.is_empty() {
-            return c.err(span, format!("{field}.ping"), "takes no options: { ping = {} }");
+            return c.err(
+                span,
+                format!("{field}.ping"),
+                "takes no options: { ping = {} }",
+            );
         }
         Action::Request {
             method: "ping".into(),
@@ -552,7 +615,11 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
         None => None,
     };
     if s.progress == Some(true) && !matches!(action, Action::Request { .. }) {
-        return c.err(span, format!("{field}.progress"), "only a request can ask for progress");
+        return c.err(
+            span,
+            format!("{field}.progress"),
+            "only a request can ask for progress",
+        );
     }
     if s.session.is_some() && !matches!(action, Action::Request { .. } | Action::Notify { .. }) {
         return c.err(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use super::{Scenario, When, swarm};
+use super::{Scenario, When, chaos, swarm};
 use crate::client::script::Action;
 use crate::rng::Seeds;
 
@@ -36,6 +36,7 @@ impl Scenario {
     /// Is anything left to draw?
     pub fn is_exact(&self) -> bool {
         self.swarm.is_none()
+            && self.chaos.is_none()
             && self.faults.iter().all(|f| matches!(f.when, When::At(_)))
             && self
                 .client_hosts()
@@ -66,6 +67,10 @@ impl Scenario {
         if let Some(sw) = self.swarm.clone() {
             swarm::generate(&mut s, &sw, &seeds);
             s.swarm = None;
+        }
+        if let Some(ch) = self.chaos.clone() {
+            chaos::generate(&mut s, &ch, &seeds);
+            s.chaos = None;
         }
         for (i, f) in s.faults.iter_mut().enumerate() {
             if let When::Window(a, b) = f.when {

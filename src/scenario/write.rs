@@ -122,29 +122,33 @@ impl Scenario {
         }
         let _ = writeln!(o, "duration = {}", d(self.duration));
         let _ = writeln!(o, "tick = {}", d(self.tick));
+        if self.hang_after != super::DEFAULT_HANG_AFTER {
+            let _ = writeln!(o, "hang_after = {}", d(self.hang_after));
+        }
         let _ = writeln!(o, "\n[server]\nstack = {}", q(&self.stack));
-        let _ = writeln!(
-            o,
-            "mode = {}",
-            q(if self.server.stateless {
+        // A swarm that draws the mode must not have it written as well.
+        let drawn = self.swarm.as_ref().is_some_and(|sw| sw.modes.is_some());
+        if !drawn {
+            let mode = if self.server.stateless {
                 "stateless"
             } else {
                 "stateful"
-            })
-        );
-        let _ = writeln!(
-            o,
-            "response = {}",
-            q(if self.server.json_response {
+            };
+            let response = if self.server.json_response {
                 "json"
             } else {
                 "sse"
-            })
-        );
+            };
+            let _ = writeln!(o, "mode = {}", q(mode));
+            let _ = writeln!(o, "response = {}", q(response));
+        }
+        if let Some(t) = self.server.session_idle_timeout {
+            let _ = writeln!(o, "session_idle_timeout = {}", d(t));
+        }
         if let Some(g) = self.server.graceful_timeout {
             let _ = writeln!(o, "graceful_timeout = {}", d(g));
         }
-        if self.server.event_store {
+        if self.server.event_store && !drawn {
             let _ = writeln!(o, "event_store = true");
         }
         if let Some(a) = &self.server.dns_rebinding {
@@ -178,6 +182,9 @@ impl Scenario {
                     let _ = writeln!(o, "elicitation = \"ignore\"");
                 }
             }
+            if let Some(t) = b.read_timeout {
+                let _ = writeln!(o, "read_timeout = {}", d(t));
+            }
             if let Some(origin) = &b.origin {
                 let _ = writeln!(o, "origin = {}", q(origin));
             }
@@ -203,6 +210,10 @@ impl Scenario {
         }
         if let Some(sw) = &self.swarm {
             let _ = writeln!(o, "\n[swarm]");
+            if let Some(m) = &sw.modes {
+                let modes: Vec<String> = m.iter().map(|k| q(k)).collect();
+                let _ = writeln!(o, "modes = [{}]", modes.join(", "));
+            }
             let _ = writeln!(o, "clients = [{}, {}]", sw.clients.0, sw.clients.1);
             let _ = writeln!(o, "hosts = [{}, {}]", sw.hosts.0, sw.hosts.1);
             let _ = writeln!(o, "steps = [{}, {}]", sw.steps.0, sw.steps.1);
@@ -216,6 +227,13 @@ impl Scenario {
                 d(sw.latency_max.0),
                 d(sw.latency_max.1)
             );
+        }
+        if let Some(ch) = &self.chaos {
+            let _ = writeln!(o, "\n[chaos]");
+            let _ = writeln!(o, "faults = [{}, {}]", ch.faults.0, ch.faults.1);
+            let kinds: Vec<String> = ch.kinds.iter().map(|k| q(k)).collect();
+            let _ = writeln!(o, "kinds = [{}]", kinds.join(", "));
+            let _ = writeln!(o, "window = [{}, {}]", d(ch.window.0), d(ch.window.1));
         }
         for f in &self.faults {
             let _ = writeln!(o, "\n[[fault]]");
@@ -255,10 +273,10 @@ impl Scenario {
             }
         }
         if let Some(r) = &self.regression {
-            let passes: Vec<String> = r.passes_on.iter().map(|s| q(s)).collect();
+            let passes: Vec<String> = r.fixed_on.iter().map(|s| q(s)).collect();
             let _ = writeln!(
                 o,
-                "\n[regression]\nstack = {}\nseed = {}\nsignature = {}\npasses_on = [{}]",
+                "\n[regression]\nstack = {}\nseed = {}\nsignature = {}\nfixed_on = [{}]",
                 q(&r.stack),
                 r.seed,
                 q(&r.signature),

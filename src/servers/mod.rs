@@ -7,6 +7,7 @@
 //! the [`ServerEnv`] it handed over (the ASGI log) and the [`StackProbe`] the
 //! process registers, never through the stack's insides.
 
+pub mod native;
 pub mod python_sdk;
 
 use std::cell::{Cell, RefCell};
@@ -87,8 +88,12 @@ pub struct ServerConfig {
     pub event_store: bool,
     /// uvicorn's `timeout_graceful_shutdown` (`None`: wait forever).
     pub graceful_timeout: Option<Duration>,
+    /// Reap a session not heard from for this long (`None`: the stack's
+    /// default — the native server's 2 minutes; python-sdk 1.20 never reaps).
+    pub session_idle_timeout: Option<Duration>,
     /// DNS-rebinding protection: allowed `Host` and `Origin` values (`None`:
-    /// off, python-sdk 1.20's default).
+    /// the stack's default — off in python-sdk 1.20; same host or loopback
+    /// Origins only in the native server).
     pub dns_rebinding: Option<AllowList>,
 }
 
@@ -99,6 +104,21 @@ pub struct AllowList {
     pub hosts: Vec<String>,
     /// Allowed `Origin` header values.
     pub origins: Vec<String>,
+}
+
+impl AllowList {
+    /// Does `value` match an entry of `allowed` (exactly, or `base:*` for
+    /// `base` on any port)?
+    pub fn matches(value: &str, allowed: &[String]) -> bool {
+        allowed.iter().any(|a| {
+            a == value
+                || a.strip_suffix(":*").is_some_and(|base| {
+                    value
+                        .strip_prefix(base)
+                        .is_some_and(|rest| rest.starts_with(':'))
+                })
+        })
+    }
 }
 
 /// A request stream still registered in a server (for the `leak` oracle).
@@ -117,9 +137,10 @@ pub struct SessionInfo {
     pub id: String,
     /// Ended by DELETE (and still held).
     pub terminated: bool,
-    /// Will the server drop it by itself (idle reaping)? `false`: it stays
-    /// until the process ends.
-    pub reaped: bool,
+    /// When the server will drop it by itself (idle reaping), on its clock;
+    /// `None`: it stays until the process ends.
+    #[serde(serialize_with = "crate::time::ser_opt_duration")]
+    pub expires_at: Option<Duration>,
 }
 
 /// What a running server process lets the harness read.
@@ -195,10 +216,12 @@ pub trait ServerStack {
 
 /// Every stack mcpsim knows, by name.
 pub fn stacks() -> Vec<Box<dyn ServerStack>> {
-    python_sdk::Variant::ALL
+    let mut all: Vec<Box<dyn ServerStack>> = python_sdk::Variant::ALL
         .iter()
         .map(|v| Box::new(python_sdk::PythonSdk::new(*v)) as Box<dyn ServerStack>)
-        .collect()
+        .collect();
+    all.push(Box::new(native::NativeStack));
+    all
 }
 
 /// The stack called `name`.

@@ -340,11 +340,19 @@ fn simulate(
     for h in &hosts {
         hosts_running.insert(h.name.clone(), sim.is_host_running(h.name.as_str()));
     }
-    let open_streams = if server_running {
-        server.probe.get().map(|p| p.open_streams())
+    let probe = if server_running {
+        server.probe.get()
     } else {
         None
     };
+    let quiescent = end == EndReason::Quiescent;
+    let open_streams = probe.as_ref().map(|p| p.open_streams());
+    let sessions = probe.as_ref().filter(|_| quiescent).map(|p| p.sessions());
+    let server_in_flight = probe.as_ref().map(|p| p.in_flight()).unwrap_or(0);
+    let mut hosts_by_ip = BTreeMap::new();
+    for name in std::iter::once(SERVER_HOST).chain(hosts.iter().map(|h| h.name.as_str())) {
+        hosts_by_ip.insert(sim.lookup(name).to_string(), name.to_string());
+    }
     drop(sim);
 
     let trace = sink.take();
@@ -354,12 +362,19 @@ fn simulate(
         requests: log.records(),
         trace: trace.clone(),
         open_streams,
+        sessions,
+        departures: log.departures(),
+        quiet_until: log.quiet_until(),
+        hang_after: scenario.hang_after,
+        hosts_by_ip,
         faults: applied.clone(),
         client_hosts,
         end: EndState {
             at: virtual_time,
-            quiescent: end == EndReason::Quiescent,
+            quiescent,
             server_running,
+            server_incarnation: server.incarnation.get().saturating_sub(1),
+            server_in_flight,
             server_idle_since: idle_since,
             settle,
             hosts_running,

@@ -43,7 +43,14 @@ pub fn uuid4(ids: &RefCell<ChaCha8Rng>) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 impl InMemoryEventStore {
@@ -86,7 +93,11 @@ impl InMemoryEventStore {
             tracing::warn!(target: "mcp_simple_streamablehttp.event_store", "Event ID {last_event_id} not found in store");
             return None;
         };
-        let q = self.streams.borrow().get(&last.stream_id).unwrap_or_default();
+        let q = self
+            .streams
+            .borrow()
+            .get(&last.stream_id)
+            .unwrap_or_default();
         let mut found = false;
         let mut out = Vec::new();
         for e in q {

@@ -205,7 +205,7 @@ impl StackProbe for Probe {
             .map(|(id, t)| SessionInfo {
                 id,
                 terminated: t.is_terminated(),
-                reaped: false,
+                expires_at: None,
             })
             .collect()
     }

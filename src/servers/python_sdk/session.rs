@@ -223,12 +223,17 @@ impl ServerSession {
         let pending: Vec<(String, Rc<MemorySend<Message>>)> = {
             let mut streams = self.response_streams.borrow_mut();
             let keys = streams.keys();
-            keys.into_iter().filter_map(|k| streams.pop(&k).map(|s| (k, s))).collect()
+            keys.into_iter()
+                .filter_map(|k| streams.pop(&k).map(|s| (k, s)))
+                .collect()
         };
         for (key, stream) in pending {
             let id: Value = serde_json::from_str(&key).unwrap_or(Value::Null);
             let _ = stream
-                .send(cx, Message::error(id, CONNECTION_CLOSED, "Connection closed"))
+                .send(
+                    cx,
+                    Message::error(id, CONNECTION_CLOSED, "Connection closed"),
+                )
                 .await;
             stream.close();
         }
@@ -486,7 +491,9 @@ impl ServerSession {
         let key = flight_key(&json!(id));
         let (tx, rx) = memory_object_stream::<Message>(1);
         let tx = Rc::new(tx);
-        self.response_streams.borrow_mut().insert(key.clone(), tx.clone());
+        self.response_streams
+            .borrow_mut()
+            .insert(key.clone(), tx.clone());
         let r = async {
             self.write_stream
                 .send(

@@ -18,11 +18,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::anyio::{Cx, Event, Exc, Lock, PyResult, TaskGroup, TaskStatus, task_group};
+use super::event_store::InMemoryEventStore;
 use super::pydict::PyDict;
 use super::session::{HandlerCount, run_server};
 use super::sse_starlette::AppStatus;
 use super::starlette::Response;
-use super::event_store::InMemoryEventStore;
 use super::transport::Transport;
 use super::transport::security::SecuritySettings;
 use super::uvicorn::Lifespan;
@@ -87,12 +87,20 @@ impl SessionManager {
     }
 
     fn new_transport(&self, session_id: Option<String>) -> Rc<Transport> {
-        let security = self.config.dns_rebinding.as_ref().map(|a| SecuritySettings {
-            allowed_hosts: a.hosts.clone(),
-            allowed_origins: a.origins.clone(),
-        });
+        let security = self
+            .config
+            .dns_rebinding
+            .as_ref()
+            .map(|a| SecuritySettings {
+                allowed_hosts: a.hosts.clone(),
+                allowed_origins: a.origins.clone(),
+            });
         // Stateless transports get no event store (as in 1.20).
-        let store = if session_id.is_some() { self.event_store.clone() } else { None };
+        let store = if session_id.is_some() {
+            self.event_store.clone()
+        } else {
+            None
+        };
         let t = Transport::new(
             session_id,
             self.config.json_response,
@@ -129,7 +137,10 @@ impl SessionManager {
     /// The sessions registered now (id, transport).
     pub(crate) fn instances(&self) -> Vec<(String, Rc<Transport>)> {
         let inst = self.server_instances.borrow();
-        inst.keys().into_iter().filter_map(|k| inst.get(&k).map(|t| (k, t))).collect()
+        inst.keys()
+            .into_iter()
+            .filter_map(|k| inst.get(&k).map(|t| (k, t)))
+            .collect()
     }
 
     /// `handle_request(scope, receive, send)`.

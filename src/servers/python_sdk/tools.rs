@@ -11,9 +11,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::anyio::{Cx, PyResult};
-use crate::mcp::tools::{self, text_result};
 use super::session::ToolContext;
-use crate::mcp::Message;
+use crate::mcp::tools::{self, text_result};
 
 /// The `tools/list` result.
 pub fn list() -> Value {
@@ -29,7 +28,10 @@ pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResul
         .unwrap_or("");
     let args = params.and_then(|p| p.get("arguments"));
     match name {
-        "get_greeting" => Ok(text_result(tools::text(name, args).unwrap_or_default(), false)),
+        "get_greeting" => Ok(text_result(
+            tools::text(name, args).unwrap_or_default(),
+            false,
+        )),
         "slow_operation" => {
             // The seed repro's slow_operation took no argument and slept 2 s.
             let seconds = match tools::seconds(name, args) {
@@ -39,7 +41,10 @@ pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResul
             tracing::info!(target: "mcpsim::tool", "slow_operation started ({seconds}s)");
             cx.sleep(Duration::from_secs_f64(seconds)).await?;
             tracing::info!(target: "mcpsim::tool", "slow_operation finished");
-            Ok(text_result(tools::text(name, args).unwrap_or_default(), false))
+            Ok(text_result(
+                tools::text(name, args).unwrap_or_default(),
+                false,
+            ))
         }
         "progress_operation" => {
             let seconds = match tools::seconds(name, args) {
@@ -48,7 +53,8 @@ pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResul
             };
             let steps = tools::steps(args);
             for i in 1..=steps {
-                cx.sleep(Duration::from_secs_f64(seconds / steps as f64)).await?;
+                cx.sleep(Duration::from_secs_f64(seconds / steps as f64))
+                    .await?;
                 // ctx.report_progress: only when the client asked, and with no
                 // related_request_id (FastMCP 1.20).
                 if let Some(token) = &ctx.progress_token {
@@ -62,43 +68,22 @@ pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResul
                         .await?;
                 }
             }
-            Ok(text_result(tools::text(name, args).unwrap_or_default(), false))
+            Ok(text_result(
+                tools::text(name, args).unwrap_or_default(),
+                false,
+            ))
         }
         "ask_user" => {
-            let question = args
-                .and_then(|a| a.get("question"))
-                .and_then(Value::as_str)
-                .unwrap_or("What is your name?");
             let answer = ctx
                 .session
                 .send_request(
                     cx,
                     "elicitation/create",
-                    json!({
-                        "message": question,
-                        "requestedSchema": {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
-                    }),
+                    tools::elicitation_params(tools::question(args)),
                     Some(&ctx.request_id),
                 )
                 .await?;
-            Ok(match answer {
-                Message::Response { result, .. } => match result.get("action").and_then(Value::as_str) {
-                    Some("accept") => {
-                        let said = result.pointer("/content/answer").and_then(Value::as_str).unwrap_or("");
-                        text_result(format!("You said: {said}"), false)
-                    }
-                    Some(other) => text_result(format!("The user chose to {other}"), false),
-                    None => text_result("Error executing tool ask_user: malformed elicitation result".into(), true),
-                },
-                Message::Error { error, .. } => text_result(
-                    format!(
-                        "Error executing tool ask_user: {}",
-                        error.get("message").and_then(Value::as_str).unwrap_or("error")
-                    ),
-                    true,
-                ),
-                _ => text_result("Error executing tool ask_user: unexpected message".into(), true),
-            })
+            Ok(tools::elicitation_result(&answer))
         }
         other => Ok(text_result(format!("Unknown tool: {other}"), true)),
     }

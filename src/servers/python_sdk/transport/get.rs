@@ -21,7 +21,10 @@ use crate::mcp::codes;
 
 fn sse_headers(t: &Transport) -> Vec<(String, String)> {
     let mut headers = vec![
-        ("Cache-Control".to_string(), "no-cache, no-transform".to_string()),
+        (
+            "Cache-Control".to_string(),
+            "no-cache, no-transform".to_string(),
+        ),
         ("Connection".to_string(), "keep-alive".to_string()),
         ("Content-Type".to_string(), "text/event-stream".to_string()),
     ];
@@ -57,7 +60,9 @@ impl Transport {
             return Ok(());
         }
         if let Some(last) = request.header("last-event-id").filter(|s| !s.is_empty()) {
-            return self.replay_events(cx, last.to_string(), request, send).await;
+            return self
+                .replay_events(cx, last.to_string(), request, send)
+                .await;
         }
         if self.request_streams.borrow().contains(GET_STREAM_KEY) {
             return self
@@ -154,7 +159,8 @@ impl Transport {
                     let r: PyResult<()> = async {
                         // async with sse_stream_writer:
                         let inner: PyResult<()> = async {
-                            let Some((stream_id, events)) = store.events_after(&last_event_id) else {
+                            let Some((stream_id, events)) = store.events_after(&last_event_id)
+                            else {
                                 return Ok(());
                             };
                             for ev in &events {

@@ -142,7 +142,13 @@ impl Transport {
         self.error_response_with(message, status, code, headers)
     }
 
-    fn error_response_with(&self, message: &str, status: u16, code: i64, headers: Vec<(String, String)>) -> Response {
+    fn error_response_with(
+        &self,
+        message: &str,
+        status: u16,
+        code: i64,
+        headers: Vec<(String, String)>,
+    ) -> Response {
         let body = json!({"jsonrpc": "2.0", "id": "server-error", "error": {"code": code, "message": message}});
         Response::new(body.to_string(), status, headers, None)
     }
@@ -178,7 +184,9 @@ impl Transport {
     ) -> PyResult<()> {
         let request = Request::new(scope, receive.clone());
         let is_post = request.method() == "POST";
-        if let Some(response) = security::validate_request(self.security.as_ref(), &request, is_post) {
+        if let Some(response) =
+            security::validate_request(self.security.as_ref(), &request, is_post)
+        {
             return response.call(cx, &*send).await;
         }
         if self.terminated.get() {
@@ -210,7 +218,12 @@ impl Transport {
         }
     }
 
-    async fn handle_delete_request(self: &Rc<Self>, cx: &Cx, request: &Request, send: Rc<dyn Send>) -> PyResult<()> {
+    async fn handle_delete_request(
+        self: &Rc<Self>,
+        cx: &Cx,
+        request: &Request,
+        send: Rc<dyn Send>,
+    ) -> PyResult<()> {
         if self.session_id.is_none() {
             return self
                 .error_response(

@@ -7,7 +7,9 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::super::anyio::{Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group};
+use super::super::anyio::{
+    Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
+};
 use super::super::sse_starlette::{EventSourceResponse, ServerSentEvent};
 use super::super::starlette::Request;
 use super::{EventMessage, ReadItem, SessionMessage, Transport, sse_event};
@@ -315,5 +317,4 @@ impl Transport {
         fin?;
         body
     }
-
 }

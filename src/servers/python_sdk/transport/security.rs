@@ -18,25 +18,34 @@ pub struct SecuritySettings {
 }
 
 fn matches(value: &str, allowed: &[String]) -> bool {
-    allowed.iter().any(|a| {
-        a == value
-            || a
-                .strip_suffix(":*")
-                .is_some_and(|base| value.starts_with(&format!("{base}:")))
-    })
+    crate::servers::AllowList::matches(value, allowed)
 }
 
 /// `await validate_request(request, is_post)`: the error response, if any.
-pub fn validate_request(settings: Option<&SecuritySettings>, request: &Request, is_post: bool) -> Option<Response> {
+pub fn validate_request(
+    settings: Option<&SecuritySettings>,
+    request: &Request,
+    is_post: bool,
+) -> Option<Response> {
     if is_post {
         match request.header("content-type") {
             None | Some("") => {
                 tracing::warn!(target: "mcp.server.transport_security", "Missing Content-Type header in POST request");
-                return Some(Response::new("Invalid Content-Type header", 400, vec![], None));
+                return Some(Response::new(
+                    "Invalid Content-Type header",
+                    400,
+                    vec![],
+                    None,
+                ));
             }
             Some(ct) if !ct.to_ascii_lowercase().starts_with("application/json") => {
                 tracing::warn!(target: "mcp.server.transport_security", "Invalid Content-Type header: {ct}");
-                return Some(Response::new("Invalid Content-Type header", 400, vec![], None));
+                return Some(Response::new(
+                    "Invalid Content-Type header",
+                    400,
+                    vec![],
+                    None,
+                ));
             }
             Some(_) => {}
         }

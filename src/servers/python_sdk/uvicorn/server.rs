@@ -259,7 +259,10 @@ async fn serve_connection<A: AsgiApp>(
             }
         })
     };
-    let http = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc);
+    // No Date header: hyper would read the wall clock for it.
+    let http = hyper::server::conn::http1::Builder::new()
+        .auto_date_header(false)
+        .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(http);
     let mut graceful = false;
     let outcome = loop {
