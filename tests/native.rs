@@ -16,6 +16,8 @@ use mcpsim::sim::net::SimListener;
 use rand::SeedableRng;
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+/// A 2025-11-25 client: its streams are primed.
+const INIT_PRIMED: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
 const BOTH: &str = "application/json, text/event-stream";
 
 /// What came back.
@@ -153,14 +155,22 @@ fn status_codes_follow_the_spec() {
             ("origin", "http://evil.example"),
         ];
         note("foreign origin", send("POST", &foreign, INIT, None).await);
-        let own = [
+        // Under DNS rebinding a page's origin and the Host it sends are both
+        // the attacker's name for the server: matching them proves nothing.
+        let rebound = [
             ("accept", BOTH),
             ("content-type", "application/json"),
             ("origin", "http://server:8000"),
         ];
+        note("same-host origin", send("POST", &rebound, INIT, None).await);
+        let local = [
+            ("accept", BOTH),
+            ("content-type", "application/json"),
+            ("origin", "http://localhost:6274"),
+        ];
         note(
-            "own origin",
-            send("POST", &own, INIT, Some("protocolVersion")).await,
+            "loopback origin",
+            send("POST", &local, INIT, Some("protocolVersion")).await,
         );
         note(
             "put",
@@ -223,7 +233,14 @@ fn status_codes_follow_the_spec() {
     let status = |n: &str| find(&got, n).status;
     assert_eq!(status("initialize"), 200);
     assert_eq!(status("foreign origin"), 403);
-    assert_eq!(status("own origin"), 200);
+    assert_eq!(status("same-host origin"), 403);
+    assert_eq!(status("loopback origin"), 200);
+    // A 2025-06-18 session gets no priming event: its first event is the answer.
+    let list = &find(&got, "list").body;
+    assert!(
+        list.starts_with("id: 2-1\nevent: message\ndata: {"),
+        "{list}"
+    );
     assert_eq!(status("put"), 405);
     assert_eq!(
         find(&got, "put").allow.as_deref(),
@@ -245,7 +262,13 @@ fn status_codes_follow_the_spec() {
 fn a_second_get_stream_replaces_the_first_and_a_broken_stream_resumes_from_its_priming_id() {
     let got = with_native(ServerConfig::default(), async || {
         let mut out = Vec::new();
-        let init = send("POST", &post_headers(None), INIT, Some("protocolVersion")).await;
+        let init = send(
+            "POST",
+            &post_headers(None),
+            INIT_PRIMED,
+            Some("protocolVersion"),
+        )
+        .await;
         let sid = init.session.clone().expect("a session id");
         let get = [
             ("accept", "text/event-stream"),

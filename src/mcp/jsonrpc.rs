@@ -5,8 +5,11 @@
 
 use serde_json::{Value, json};
 
+/// The newest protocol version of the spec: what mcpsim's client asks for
+/// (a server that speaks only older ones answers with its own newest).
+pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
 /// The newest protocol version python-sdk 1.20.0 speaks.
-pub const LATEST_PROTOCOL_VERSION: &str = "2025-06-18";
+pub const PY_LATEST_PROTOCOL_VERSION: &str = "2025-06-18";
 /// Versions python-sdk 1.20.0 accepts in `MCP-Protocol-Version`.
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 3] = ["2024-11-05", "2025-03-26", "2025-06-18"];
 /// What a server assumes when the header is absent.

@@ -21,6 +21,25 @@ use crate::mcp::{Message, codes, tools};
 /// Protocol versions this server speaks, oldest first.
 pub const PROTOCOL_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
+/// The version an `initialize` with `params` gets: the one asked for if
+/// spoken, else the newest.
+pub fn negotiate(params: Option<&Value>) -> &'static str {
+    let asked = params
+        .and_then(|p| p.get("protocolVersion"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    PROTOCOL_VERSIONS
+        .iter()
+        .find(|v| **v == asked)
+        .copied()
+        .unwrap_or(PROTOCOL_VERSIONS[PROTOCOL_VERSIONS.len() - 1])
+}
+
+/// Does `version` know priming events (2025-11-25 and later)?
+pub fn primes(version: &str) -> bool {
+    version >= "2025-11-25"
+}
+
 /// How long a tool waits for the client to answer an elicitation.
 pub const ELICITATION_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -35,33 +54,54 @@ pub enum Reply {
 /// Counts running request tasks for the probe and for shutdown; the count
 /// drops however the task ends (answered, aborted, or the process's end).
 /// A request's work counts as use of its session: the idle clock restarts
-/// when it ends.
+/// when it ends. However the task ends — answered, aborted, or (a bug) a
+/// panic — its registration goes and its stream is finished.
 pub struct Running {
     work: Work,
     session: Rc<Session>,
     id: Value,
+    token: u64,
+    stream: Option<u64>,
 }
 
 impl Running {
-    fn new(work: &Work, session: &Rc<Session>, id: &Value) -> Self {
+    fn new(work: &Work, session: &Rc<Session>, id: &Value, stream: Option<u64>) -> Self {
         work.running.set(work.running.get() + 1);
         Self {
             work: work.clone(),
             session: session.clone(),
             id: id.clone(),
+            token: session.next_token(),
+            stream,
         }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.session.unregister(&self.id);
-        self.session.touch((self.work.clock)());
+        let now = (self.work.clock)();
+        self.session.unregister(&self.id, self.token);
+        if let Some(n) = self.stream {
+            self.session.log.borrow_mut().finish(n, now);
+        }
+        self.session.touch(now);
         let left = self.work.running.get().saturating_sub(1);
         self.work.running.set(left);
         if left == 0 {
             self.work.idle.notify_waiters();
         }
+    }
+}
+
+/// A request to the client being waited for; forgotten when dropped.
+struct Waiting<'a> {
+    session: &'a Session,
+    id: i64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.session.forget_answer(self.id);
     }
 }
 
@@ -85,11 +125,12 @@ pub fn start(
     params: Option<Value>,
     reply: Reply,
 ) {
-    let guard = Running::new(work, session, &id);
     let stream = match &reply {
         Reply::Stream(n) => Some(*n),
         Reply::Json(_) => None,
     };
+    let guard = Running::new(work, session, &id, stream);
+    let token = guard.token;
     let s = session.clone();
     let clock = work.clock.clone();
     let task_id = id.clone();
@@ -103,7 +144,7 @@ pub fn start(
             }
         }
     });
-    session.register(&id, stream, task.abort_handle());
+    session.register(&id, stream, task.abort_handle(), token);
 }
 
 /// The answer to one request.
@@ -120,16 +161,10 @@ async fn answer(
     };
     match method {
         "initialize" => {
-            let asked = params
-                .and_then(|p| p.get("protocolVersion"))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let version = if PROTOCOL_VERSIONS.contains(&asked) {
-                asked
-            } else {
-                PROTOCOL_VERSIONS[PROTOCOL_VERSIONS.len() - 1]
-            };
+            let version = negotiate(params);
             *s.protocol.borrow_mut() = Some(version.to_string());
+            *s.client_capabilities.borrow_mut() =
+                params.and_then(|p| p.get("capabilities")).cloned();
             ok(json!({
                 "protocolVersion": version,
                 "capabilities": {"tools": {"listChanged": false}},
@@ -188,37 +223,51 @@ async fn call(s: &Rc<Session>, tool: &str, params: Option<&Value>, stream: Optio
             tools::text_result(tools::text(tool, args).unwrap_or_default(), false)
         }
         "ask_user" => {
+            let fail = |why: &str| {
+                tools::text_result(format!("Error executing tool ask_user: {why}"), true)
+            };
             if s.id.is_none() {
-                return tools::text_result(
-                    "Error executing tool ask_user: a stateless server cannot wait for the client's answer".into(),
-                    true,
-                );
+                return fail("a stateless server cannot wait for the client's answer");
+            }
+            let can_elicit = s
+                .client_capabilities
+                .borrow()
+                .as_ref()
+                .is_some_and(|c| c.get("elicitation").is_some());
+            if !can_elicit {
+                return fail("the client did not declare the elicitation capability");
             }
             let rid = s.next_request_id();
+            // Forgotten however the wait ends, the task's abort included.
+            let waiting = Waiting {
+                session: s,
+                id: rid,
+            };
             let answer = s.expect_answer(rid);
             let request = json!({
                 "jsonrpc": "2.0", "id": rid, "method": "elicitation/create",
                 "params": tools::elicitation_params(tools::question(args))
             });
             s.log.borrow_mut().send(related, &request.to_string());
-            match tokio::time::timeout(ELICITATION_TIMEOUT, answer).await {
+            let result = match tokio::time::timeout(ELICITATION_TIMEOUT, answer).await {
                 Ok(Ok(m)) => tools::elicitation_result(&m),
-                Ok(Err(_)) => tools::text_result(
-                    "Error executing tool ask_user: the session ended".into(),
-                    true,
-                ),
+                Ok(Err(_)) => fail("the session ended"),
                 Err(_) => {
-                    s.forget_answer(rid);
                     tracing::info!(target: "native", "elicitation {rid} unanswered after {ELICITATION_TIMEOUT:?}");
-                    tools::text_result(
-                        format!(
-                            "Error executing tool ask_user: no answer within {}s",
-                            ELICITATION_TIMEOUT.as_secs()
-                        ),
-                        true,
-                    )
+                    // The spec: tell the other side a request is abandoned.
+                    let cancelled = json!({
+                        "jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": rid, "reason": "timeout"}
+                    });
+                    s.log.borrow_mut().send(related, &cancelled.to_string());
+                    fail(&format!(
+                        "no answer within {}s",
+                        ELICITATION_TIMEOUT.as_secs()
+                    ))
                 }
-            }
+            };
+            drop(waiting);
+            result
         }
         other => tools::text_result(format!("Unknown tool: {other}"), true),
     }

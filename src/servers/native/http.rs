@@ -55,6 +55,8 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, BodyError> {
     }
     Ok(Bytes::from(buf))
 }
+/// Sessions one process holds at once.
+pub const MAX_SESSIONS: usize = 1024;
 /// Requests one session may have in flight at once.
 pub const MAX_IN_FLIGHT: usize = 32;
 
@@ -78,7 +80,9 @@ impl hyper::body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Body::Full(f) => Pin::new(f).poll_frame(cx),
-            Body::Feed(rx, _) => rx.poll_recv(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
+            // Taken over by another connection: stop, unwritten frames and all.
+            Body::Feed(feed, _) if feed.superseded.get() => Poll::Ready(None),
+            Body::Feed(feed, _) => feed.rx.poll_recv(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -166,13 +170,10 @@ impl Native {
         let origin = header(h, "origin")?;
         let ok = match &self.config.dns_rebinding {
             Some(allow) => AllowList::matches(origin, &allow.origins),
-            // By default a browser page may reach the server only from the
-            // server's own host, or from the loopback.
-            None => {
-                let o = hostname(origin);
-                matches!(o, "localhost" | "127.0.0.1" | "::1")
-                    || host.is_some_and(|v| hostname(v) == o)
-            }
+            // By default only pages served from the loopback. Matching the
+            // Host header would not do: under DNS rebinding the page's origin
+            // and the Host it sends are the attacker's name for this server.
+            None => matches!(hostname(origin), "localhost" | "127.0.0.1" | "::1"),
         };
         (!ok).then(|| {
             error(
@@ -336,7 +337,19 @@ impl Native {
                     None,
                 );
             }
-            self.new_session()
+            if self.sessions.borrow().len() >= MAX_SESSIONS {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::INTERNAL_ERROR,
+                    "Too many sessions",
+                    None,
+                );
+            }
+            let params = match &msg {
+                Message::Request { params, .. } => params.as_ref(),
+                _ => None,
+            };
+            self.new_session(handler::primes(handler::negotiate(params)))
         } else {
             match self.session_of(&h) {
                 Ok(s) => s,
@@ -365,11 +378,12 @@ impl Native {
         }
     }
 
-    fn new_session(self: &Rc<Self>) -> Rc<Session> {
+    fn new_session(self: &Rc<Self>, priming: bool) -> Rc<Session> {
         let mut raw = [0u8; 16];
         rand::Rng::fill_bytes(&mut *self.ids.borrow_mut(), &mut raw);
         let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let s = Rc::new(Session::new(Some(id.clone()), (self.clock)()));
+        s.log.borrow_mut().set_priming(priming);
         self.sessions.borrow_mut().insert(id.clone(), s.clone());
         tracing::info!(target: "native", "session {id} created");
         self.watch_idle(&s);
@@ -417,14 +431,22 @@ impl Native {
             handler::start(&self.work, &s, id.clone(), method, params, Reply::Json(tx));
             let body = match rx.await {
                 Ok(v) => v,
-                Err(_) => Message::error(id, -32800, "Request cancelled").to_value(),
+                // Cancelled: the spec wants no answer, so the body is empty.
+                Err(_) => return full(StatusCode::NO_CONTENT, None, String::new()),
             };
             return head
                 .header("content-type", "application/json")
                 .body(Body::Full(Full::new(Bytes::from(body.to_string()))))
                 .unwrap_or_else(|_| full(StatusCode::INTERNAL_SERVER_ERROR, None, String::new()));
         }
-        let (n, feed) = s.log.borrow_mut().open((self.clock)());
+        let Some((n, feed)) = s.log.borrow_mut().open((self.clock)()) else {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::INTERNAL_ERROR,
+                "Too many answers waiting for a client to collect them",
+                Some(&id),
+            );
+        };
         handler::start(&self.work, &s, id, method, params, Reply::Stream(n));
         self.sse(head, feed)
     }
@@ -455,7 +477,9 @@ impl Native {
                 None,
             );
         }
-        if self.draining.get() {
+        // While draining, answers finished during the grace can still be
+        // collected; only new listeners are turned away.
+        if self.draining.get() && header(h, "last-event-id").is_none() {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 codes::INTERNAL_ERROR,
@@ -485,8 +509,12 @@ impl Native {
                     );
                 };
                 match s.log.borrow_mut().resume(n, seq, (self.clock)()) {
-                    Resume::Attached(feed) => {
-                        tracing::debug!(target: "native", "stream {n} resumed after {last}");
+                    Resume::Attached { feed, gap } => {
+                        if gap {
+                            tracing::warn!(target: "native", "stream {n} resumed after {last}: events after it were already evicted");
+                        } else {
+                            tracing::debug!(target: "native", "stream {n} resumed after {last}");
+                        }
                         feed
                     }
                     Resume::Unknown => {

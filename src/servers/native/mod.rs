@@ -114,8 +114,14 @@ impl Native {
         s.close();
     }
 
-    /// Reap `s` once it has gone unheard for the idle timeout with nothing in
-    /// flight.
+    /// When `s` may be reaped: once unheard for the idle timeout, and not
+    /// before an answer no connection took has had its retention.
+    fn expires_at(&self, s: &Session) -> Duration {
+        let idle = s.last_heard() + self.idle_timeout;
+        idle.max(s.log.borrow().undelivered_until().unwrap_or_default())
+    }
+
+    /// Reap `s` once it has expired with nothing in flight.
     fn watch_idle(self: &Rc<Self>, s: &Rc<Session>) {
         let me = self.clone();
         let s = s.clone();
@@ -124,7 +130,7 @@ impl Native {
                 if s.is_closed() {
                     return;
                 }
-                let due = s.last_heard() + me.idle_timeout;
+                let due = me.expires_at(&s);
                 let now = (me.clock)();
                 if now < due {
                     tokio::time::sleep(due - now).await;
@@ -258,7 +264,7 @@ impl StackProbe for Probe {
             .map(|s| SessionInfo {
                 id: s.id.clone().unwrap_or_default(),
                 terminated: false,
-                expires_at: Some(s.last_heard() + self.0.idle_timeout),
+                expires_at: Some(self.0.expires_at(s)),
             })
             .collect()
     }

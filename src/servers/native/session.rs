@@ -26,6 +26,10 @@ struct InFlight {
     /// Its stream (`None`: answered as JSON).
     stream: Option<u64>,
     task: AbortHandle,
+    /// Which registration this is: a cancelled task is dropped later than it
+    /// is unregistered, and must not unregister a new request that reuses
+    /// its id.
+    token: u64,
 }
 
 /// One session (or, for a stateless server, one request's context).
@@ -39,6 +43,9 @@ pub struct Session {
     in_flight: RefCell<BTreeMap<String, InFlight>>,
     pending: RefCell<BTreeMap<i64, oneshot::Sender<Message>>>,
     next_request: Cell<i64>,
+    next_token: Cell<u64>,
+    /// The client's capabilities, from its `initialize`.
+    pub client_capabilities: RefCell<Option<serde_json::Value>>,
     last_heard: Cell<Duration>,
     closed: Cell<bool>,
 }
@@ -54,6 +61,8 @@ impl Session {
             in_flight: RefCell::new(BTreeMap::new()),
             pending: RefCell::new(BTreeMap::new()),
             next_request: Cell::new(0),
+            next_token: Cell::new(0),
+            client_capabilities: RefCell::new(None),
             last_heard: Cell::new(now),
             closed: Cell::new(false),
         }
@@ -84,16 +93,38 @@ impl Session {
         self.in_flight.borrow().contains_key(&id_key(id))
     }
 
-    /// Register a request's task.
-    pub fn register(&self, id: &serde_json::Value, stream: Option<u64>, task: AbortHandle) {
-        self.in_flight
-            .borrow_mut()
-            .insert(id_key(id), InFlight { stream, task });
+    /// A token for the next registration.
+    pub fn next_token(&self) -> u64 {
+        let t = self.next_token.get();
+        self.next_token.set(t + 1);
+        t
     }
 
-    /// The request is done (answered, or its task dropped).
-    pub fn unregister(&self, id: &serde_json::Value) {
-        self.in_flight.borrow_mut().remove(&id_key(id));
+    /// Register a request's task.
+    pub fn register(
+        &self,
+        id: &serde_json::Value,
+        stream: Option<u64>,
+        task: AbortHandle,
+        token: u64,
+    ) {
+        self.in_flight.borrow_mut().insert(
+            id_key(id),
+            InFlight {
+                stream,
+                task,
+                token,
+            },
+        );
+    }
+
+    /// Registration `token` of request `id` is over (answered, or its task
+    /// dropped); a later registration of the same id stays.
+    pub fn unregister(&self, id: &serde_json::Value, token: u64) {
+        let mut f = self.in_flight.borrow_mut();
+        if f.get(&id_key(id)).is_some_and(|x| x.token == token) {
+            f.remove(&id_key(id));
+        }
     }
 
     /// `notifications/cancelled`: stop the request and end its stream
@@ -151,5 +182,36 @@ impl Session {
         }
         self.pending.borrow_mut().clear();
         self.log.borrow_mut().close_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_cancelled_task_dropped_late_leaves_a_new_request_with_its_id_alone() {
+        let s = Session::new(Some("s".into()), Duration::ZERO);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let id = json!(7);
+            let first = s.next_token();
+            let h1 = tokio::task::spawn_local(std::future::pending::<()>());
+            s.register(&id, None, h1.abort_handle(), first);
+            assert!(s.cancel(&id, Duration::ZERO));
+            let second = s.next_token();
+            let h2 = tokio::task::spawn_local(std::future::pending::<()>());
+            s.register(&id, None, h2.abort_handle(), second);
+            // The first task's guard runs only now, when tokio drops it.
+            s.unregister(&id, first);
+            assert_eq!(s.busy(), 1);
+            assert!(
+                s.cancel(&id, Duration::ZERO),
+                "the new request can still be cancelled"
+            );
+        });
     }
 }

@@ -6,17 +6,34 @@
 //! comes back with `GET` and `Last-Event-ID: <stream>-<seq>`, and gets exactly
 //! the events of that stream after `seq`, then the live ones.
 //!
-//! Exactly once follows from one rule: an event is appended to the log and
+//! Exactly once follows from two rules. An event is appended to the log and
 //! handed to the attached connection (if any) in one step, and a resumption
-//! replays from the log and attaches in one step. No await separates them, so
-//! no event can fall between the replay and the live feed, or land in both.
+//! replays from the log and attaches in one step: no await separates them, so
+//! no event falls between the replay and the live feed or lands in both. And
+//! a connection that is replaced stops at once — whatever it still had
+//! queued is dropped, not written — so the same event never goes out on two
+//! connections.
 //!
 //! Disconnection is not cancellation: when the connection goes, the writer is
-//! detached and the stream lives on in the log. Memory is bounded: a stream
-//! keeps its last [`MAX_EVENTS`] events, a session at most [`MAX_STREAMS`]
-//! streams, and a finished stream is forgotten [`RETENTION`] after its answer.
+//! detached and the stream lives on in the log. A stream whose answer went
+//! out to no connection stays resumable for [`RETENTION`]; the session is not
+//! reaped while it holds one.
+//!
+//! Memory is bounded: a stream keeps its last [`MAX_EVENTS`] events (a
+//! connection further behind than that is cut loose, so what it missed is
+//! still in the log when it resumes), a session at most [`MAX_STREAMS`]
+//! streams — answered streams whose answer reached a connection are
+//! forgotten first, and a request that would need to evict an undelivered
+//! answer is refused instead.
+//!
+//! Priming (2025-11-25): a new stream opens with an event that carries only an
+//! id, so that even a stream that breaks before its first message can be
+//! resumed. Clients of older versions may not expect an empty event, so it is
+//! sent only to sessions that negotiated 2025-11-25 or later.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,21 +41,45 @@ use tokio::sync::mpsc;
 
 /// Events kept per stream.
 pub const MAX_EVENTS: usize = 128;
-/// Streams kept per session (the oldest finished ones go first).
+/// Streams kept per session.
 pub const MAX_STREAMS: usize = 64;
-/// How long a finished stream stays resumable.
+/// How long an answer that reached no connection stays resumable.
 pub const RETENTION: Duration = Duration::from_secs(60);
 /// What the client is asked to wait before it reconnects (`retry:`).
 pub const RETRY_MS: u64 = 250;
-/// Frames queued for one connection; a connection further behind than this
-/// is cut loose (it can resume from the log).
-const QUEUE: usize = 2 * MAX_EVENTS + 8;
+/// Frames queued for one connection. No larger than what a stream keeps, so a
+/// connection cut loose for falling behind can still resume without a gap;
+/// no smaller, so a whole replay fits.
+const QUEUE: usize = MAX_EVENTS;
 
 /// The standalone GET stream's number.
 pub const STANDALONE: u64 = 0;
 
-/// The feed of one response body.
-pub type Feed = mpsc::Receiver<Bytes>;
+/// The frames of one response body; it ends when the stream lets go of the
+/// connection, and at once when another connection takes the stream over.
+pub struct Feed {
+    /// Frames to write.
+    pub rx: mpsc::Receiver<Bytes>,
+    /// Set when the stream moved to another connection.
+    pub superseded: Rc<Cell<bool>>,
+}
+
+struct Writer {
+    tx: mpsc::Sender<Bytes>,
+    superseded: Rc<Cell<bool>>,
+}
+
+fn connection() -> (Writer, Feed) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let superseded = Rc::new(Cell::new(false));
+    (
+        Writer {
+            tx,
+            superseded: superseded.clone(),
+        },
+        Feed { rx, superseded },
+    )
+}
 
 /// One logged event.
 struct Logged {
@@ -50,9 +91,11 @@ struct Logged {
 struct Stream {
     events: VecDeque<Logged>,
     next_seq: u64,
-    writer: Option<mpsc::Sender<Bytes>>,
-    /// When its answer went out: nothing more will be added.
+    writer: Option<Writer>,
+    /// When it got its answer (or was cancelled): nothing more will be added.
     finished_at: Option<Duration>,
+    /// Did its last event reach a connection (or is there nothing to deliver)?
+    delivered: bool,
 }
 
 impl Stream {
@@ -62,34 +105,60 @@ impl Stream {
             next_seq: 1,
             writer: None,
             finished_at: None,
+            delivered: true,
         }
     }
 
-    /// Hand a frame to the connection; a gone or hopelessly slow one is
-    /// detached.
-    fn deliver(&mut self, frame: Bytes) {
-        if let Some(w) = &self.writer
-            && w.try_send(frame).is_err()
-        {
-            self.writer = None;
+    /// Log a frame (keeping the last [`MAX_EVENTS`]) and hand it to the
+    /// connection; returns whether a connection took it.
+    fn push(&mut self, frame: Bytes, logged: bool) -> bool {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if logged {
+            self.events.push_back(Logged {
+                seq,
+                frame: frame.clone(),
+            });
+            while self.events.len() > MAX_EVENTS {
+                self.events.pop_front();
+            }
+        }
+        self.deliver(frame)
+    }
+
+    /// A gone or hopelessly slow connection is detached (its body ends after
+    /// what it has queued; the client can resume from its last event).
+    fn deliver(&mut self, frame: Bytes) -> bool {
+        match &self.writer {
+            Some(w) if w.tx.try_send(frame).is_ok() => true,
+            Some(_) => {
+                self.writer = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Take the stream over for a new connection.
+    fn attach(&mut self, w: Writer) {
+        if let Some(old) = self.writer.replace(w) {
+            old.superseded.set(true);
         }
     }
 }
 
 /// What a resumption found.
 pub enum Resume {
-    /// The stream, replayed and attached.
-    Attached(Feed),
+    /// The stream, replayed and attached (`gap`: events after the given one
+    /// were already evicted from the log).
+    Attached {
+        /// The new connection's frames.
+        feed: Feed,
+        /// Events the log no longer held.
+        gap: bool,
+    },
     /// No such stream (never, or no longer, held).
     Unknown,
-}
-
-/// The streams of one session.
-pub struct EventLog {
-    streams: BTreeMap<u64, Stream>,
-    next_stream: u64,
-    /// Give events ids (and keep them): off for stateless requests.
-    resumable: bool,
 }
 
 /// Frame an SSE event.
@@ -119,6 +188,16 @@ pub fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((s.parse().ok()?, q.parse().ok()?))
 }
 
+/// The streams of one session.
+pub struct EventLog {
+    streams: BTreeMap<u64, Stream>,
+    next_stream: u64,
+    /// Give events ids and keep them: off for stateless requests.
+    resumable: bool,
+    /// Open streams with a priming event (2025-11-25 sessions).
+    priming: bool,
+}
+
 impl EventLog {
     /// An empty log.
     pub fn new(resumable: bool) -> Self {
@@ -128,58 +207,59 @@ impl EventLog {
             streams,
             next_stream: 1,
             resumable,
+            priming: false,
+        }
+    }
+
+    /// Prime new streams from now on (the session negotiated 2025-11-25 or
+    /// later).
+    pub fn set_priming(&mut self, on: bool) {
+        self.priming = on && self.resumable;
+    }
+
+    fn prime(&mut self, n: u64) {
+        if !self.priming {
+            return;
+        }
+        if let Some(s) = self.streams.get_mut(&n) {
+            let id = format!("{n}-{}", s.next_seq);
+            s.push(frame(Some(&id), "", true), true);
         }
     }
 
     /// Open a request stream; returns its number and the feed for the
-    /// response body, primed with an event that carries an id (so even a
-    /// stream that breaks before anything else can be resumed).
-    pub fn open(&mut self, now: Duration) -> (u64, Feed) {
+    /// response body. `None`: the session holds [`MAX_STREAMS`] streams whose
+    /// answers no connection has taken yet.
+    pub fn open(&mut self, now: Duration) -> Option<(u64, Feed)> {
+        self.prune(now);
+        if self.streams.len() > MAX_STREAMS {
+            return None;
+        }
         let n = self.next_stream;
         self.next_stream += 1;
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (w, feed) = connection();
         let mut s = Stream::new();
-        s.writer = Some(tx);
+        s.attach(w);
         self.streams.insert(n, s);
-        self.prune(now);
-        if self.resumable {
-            self.prime(n);
-        }
-        (n, rx)
+        self.prime(n);
+        Some((n, feed))
     }
 
-    fn prime(&mut self, n: u64) {
-        if let Some(s) = self.streams.get_mut(&n) {
-            // The priming event is logged like any other, so a resumption
-            // from it replays what came after.
-            let seq = s.next_seq;
-            s.next_seq += 1;
-            let f = frame(Some(&format!("{n}-{seq}")), "", true);
-            s.events.push_back(Logged {
-                seq,
-                frame: f.clone(),
-            });
-            s.deliver(f);
-        }
-    }
-
-    /// Attach a new connection to the standalone stream (replacing any
+    /// Attach a new connection to the standalone stream, replacing any
     /// earlier one: a client that asks again has lost the old one, even if
-    /// the server cannot tell).
+    /// the server cannot tell.
     pub fn listen(&mut self) -> Feed {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let resumable = self.resumable;
+        let (w, feed) = connection();
         if let Some(s) = self.streams.get_mut(&STANDALONE) {
-            s.writer = Some(tx);
+            s.attach(w);
         }
-        if resumable {
-            self.prime(STANDALONE);
-        }
-        rx
+        self.prime(STANDALONE);
+        feed
     }
 
     /// Append a message to stream `n` and deliver it; returns its event id.
-    /// A message for a stream no longer held goes to the standalone stream.
+    /// A message for a stream that is finished or gone goes to the standalone
+    /// stream.
     pub fn send(&mut self, n: u64, json: &str) -> Option<String> {
         let n = if self
             .streams
@@ -192,20 +272,8 @@ impl EventLog {
         };
         let resumable = self.resumable;
         let s = self.streams.get_mut(&n)?;
-        let seq = s.next_seq;
-        s.next_seq += 1;
-        let id = resumable.then(|| format!("{n}-{seq}"));
-        let f = frame(id.as_deref(), json, false);
-        if resumable {
-            s.events.push_back(Logged {
-                seq,
-                frame: f.clone(),
-            });
-            if s.events.len() > MAX_EVENTS {
-                s.events.pop_front();
-            }
-        }
-        s.deliver(f);
+        let id = resumable.then(|| format!("{n}-{}", s.next_seq));
+        s.push(frame(id.as_deref(), json, false), resumable);
         id
     }
 
@@ -213,17 +281,24 @@ impl EventLog {
     /// goes anywhere but its own stream: if that is finished already (the
     /// request was cancelled), it is dropped, as the spec asks.
     pub fn answer(&mut self, n: u64, json: &str, now: Duration) {
-        if self.streams.get(&n).is_none_or(|s| s.finished_at.is_some()) {
+        let resumable = self.resumable;
+        let Some(s) = self.streams.get_mut(&n).filter(|s| s.finished_at.is_none()) else {
             return;
-        }
-        self.send(n, json);
+        };
+        let id = resumable.then(|| format!("{n}-{}", s.next_seq));
+        let delivered = s.push(frame(id.as_deref(), json, false), resumable);
         self.finish(n, now);
+        if let Some(s) = self.streams.get_mut(&n) {
+            s.delivered = delivered;
+        }
     }
 
-    /// Stream `n` is done (answered or cancelled): end the connection's
-    /// body after what was sent, keep the log for resumption.
+    /// Stream `n` is done (answered or cancelled): end the connection's body
+    /// after what was sent, keep the log for resumption.
     pub fn finish(&mut self, n: u64, now: Duration) {
-        if let Some(s) = self.streams.get_mut(&n) {
+        if let Some(s) = self.streams.get_mut(&n)
+            && s.finished_at.is_none()
+        {
             s.finished_at = Some(now);
             s.writer = None;
             if !self.resumable {
@@ -236,18 +311,26 @@ impl EventLog {
     /// attach (or, for a finished stream, end).
     pub fn resume(&mut self, n: u64, seq: u64, now: Duration) -> Resume {
         self.prune(now);
-        let Some(s) = self.streams.get_mut(&n) else {
+        let Some(s) = self.streams.get_mut(&n).filter(|_| self.resumable) else {
             return Resume::Unknown;
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (w, feed) = connection();
+        let gap = s.events.front().is_some_and(|e| e.seq > seq + 1);
+        let mut taken = true;
         for e in s.events.iter().filter(|e| e.seq > seq) {
-            // The queue holds more than a stream keeps: this cannot fail.
-            let _ = tx.try_send(e.frame.clone());
+            // The queue holds as many frames as a stream keeps.
+            taken &= w.tx.try_send(e.frame.clone()).is_ok();
         }
         if s.finished_at.is_none() {
-            s.writer = Some(tx);
+            s.attach(w);
+        } else {
+            // Replayed to a live connection: the answer has gone out now.
+            s.delivered |= taken;
+            if let Some(old) = s.writer.take() {
+                old.superseded.set(true);
+            }
         }
-        Resume::Attached(rx)
+        Resume::Attached { feed, gap }
     }
 
     /// Close every connection (DELETE, reaping, shutdown).
@@ -273,8 +356,19 @@ impl EventLog {
             .collect()
     }
 
-    /// Forget finished streams past their retention, and the oldest
-    /// finished ones beyond the cap.
+    /// Until when an answer that reached no connection is kept for its
+    /// client (`None`: none is).
+    pub fn undelivered_until(&self) -> Option<Duration> {
+        self.streams
+            .values()
+            .filter(|s| !s.delivered)
+            .filter_map(|s| s.finished_at)
+            .map(|t| t + RETENTION)
+            .max()
+    }
+
+    /// Forget finished streams past their retention, then — while over the
+    /// cap — the oldest answered streams whose answer reached a connection.
     fn prune(&mut self, now: Duration) {
         self.streams
             .retain(|n, s| *n == STANDALONE || s.finished_at.is_none_or(|t| now < t + RETENTION));
@@ -282,9 +376,8 @@ impl EventLog {
             let oldest = self
                 .streams
                 .iter()
-                .filter(|(n, s)| **n != STANDALONE && s.finished_at.is_some())
-                .map(|(n, _)| *n)
-                .next();
+                .find(|(n, s)| **n != STANDALONE && s.finished_at.is_some() && s.delivered)
+                .map(|(n, _)| *n);
             match oldest {
                 Some(n) => {
                     self.streams.remove(&n);
@@ -299,26 +392,33 @@ impl EventLog {
 mod tests {
     use super::*;
 
-    fn drain(rx: &mut Feed) -> Vec<String> {
+    fn drain(feed: &mut Feed) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(b) = rx.try_recv() {
+        while let Ok(b) = feed.rx.try_recv() {
             out.push(String::from_utf8_lossy(&b).into_owned());
         }
         out
+    }
+
+    fn resumed(r: Resume) -> (Feed, bool) {
+        match r {
+            Resume::Attached { feed, gap } => (feed, gap),
+            Resume::Unknown => panic!("unknown stream"),
+        }
     }
 
     #[test]
     fn a_resumption_replays_exactly_what_followed_then_goes_live() {
         let t = Duration::ZERO;
         let mut log = EventLog::new(true);
-        let (n, mut rx) = log.open(t);
-        assert!(drain(&mut rx)[0].starts_with(&format!("id: {n}-1\nretry: 250\n")));
+        log.set_priming(true);
+        let (n, mut feed) = log.open(t).expect("room");
+        assert!(drain(&mut feed)[0].starts_with(&format!("id: {n}-1\nretry: 250\n")));
         log.send(n, "{\"a\":1}");
-        drop(rx); // the connection is gone
+        drop(feed); // the connection is gone
         log.send(n, "{\"a\":2}");
-        let Resume::Attached(mut again) = log.resume(n, 2, t) else {
-            panic!("unknown")
-        };
+        let (mut again, gap) = resumed(log.resume(n, 2, t));
+        assert!(!gap);
         log.answer(n, "{\"a\":3}", t);
         let got = drain(&mut again);
         assert_eq!(got.len(), 2);
@@ -326,39 +426,58 @@ mod tests {
         assert!(got[1].contains("id: 1-4\n") && got[1].contains("\"a\":3"));
         // Finished: the feed ends (the sender is gone).
         assert!(matches!(
-            again.try_recv(),
+            again.rx.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
     }
 
     #[test]
-    fn finished_streams_are_forgotten_after_retention() {
+    fn a_replaced_connection_stops_at_once() {
+        let t = Duration::ZERO;
         let mut log = EventLog::new(true);
-        let (n, _rx) = log.open(Duration::ZERO);
-        log.finish(n, Duration::from_secs(1));
+        let (n, old) = log.open(t).expect("room");
+        log.send(n, "{\"a\":1}");
+        let (_new, _) = resumed(log.resume(n, 0, t));
+        assert!(
+            old.superseded.get(),
+            "the old body must not write what it still has queued"
+        );
+    }
+
+    #[test]
+    fn an_undelivered_answer_outlives_the_cap_and_a_delivered_one_does_not() {
+        let t = Duration::from_secs(1);
+        let mut log = EventLog::new(true);
+        let (lost, feed) = log.open(t).expect("room");
+        drop(feed);
+        log.answer(lost, "{\"lost\":true}", t);
+        for _ in 0..(MAX_STREAMS * 2) {
+            let (m, _f) = log.open(t).expect("room: delivered streams make way");
+            log.answer(m, "{}", t);
+        }
+        assert!(log.streams.len() <= MAX_STREAMS + 1);
+        let (mut feed, _) = resumed(log.resume(lost, 0, t));
+        assert!(drain(&mut feed).iter().any(|f| f.contains("lost")));
+        assert_eq!(log.undelivered_until(), None, "replayed: delivered now");
         assert!(matches!(
-            log.resume(n, 0, Duration::from_secs(30)),
-            Resume::Attached(_)
-        ));
-        assert!(matches!(
-            log.resume(n, 0, Duration::from_secs(62)),
+            log.resume(lost, 0, t + RETENTION),
             Resume::Unknown
         ));
     }
 
     #[test]
-    fn memory_is_bounded() {
+    fn memory_is_bounded_and_a_gap_is_reported() {
         let mut log = EventLog::new(true);
-        let (n, _rx) = log.open(Duration::ZERO);
+        let (n, feed) = log.open(Duration::ZERO).expect("room");
+        drop(feed);
         for i in 0..(MAX_EVENTS * 3) {
             log.send(n, &i.to_string());
         }
-        log.finish(n, Duration::ZERO);
-        for _ in 0..(MAX_STREAMS * 2) {
-            let (m, _r) = log.open(Duration::ZERO);
-            log.finish(m, Duration::ZERO);
+        for _ in 0..1000 {
+            log.listen();
         }
-        assert!(log.streams.len() <= MAX_STREAMS);
         assert!(log.streams.values().all(|s| s.events.len() <= MAX_EVENTS));
+        let (_f, gap) = resumed(log.resume(n, 1, Duration::ZERO));
+        assert!(gap);
     }
 }

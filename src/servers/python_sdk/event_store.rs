@@ -32,6 +32,10 @@ struct Entry {
 pub struct InMemoryEventStore {
     max_per_stream: usize,
     streams: RefCell<PyDict<VecDeque<Entry>>>,
+    /// How often each stream's deque has changed: a replay iterating it
+    /// across an await fails if it changed meanwhile (Python's deque iterator
+    /// raises `RuntimeError: deque mutated during iteration`).
+    changes: RefCell<BTreeMap<String, u64>>,
     index: RefCell<BTreeMap<String, Entry>>,
     ids: Rc<RefCell<ChaCha8Rng>>,
 }
@@ -59,6 +63,7 @@ impl InMemoryEventStore {
         Self {
             max_per_stream: 100,
             streams: RefCell::new(PyDict::default()),
+            changes: RefCell::new(BTreeMap::new()),
             index: RefCell::new(BTreeMap::new()),
             ids,
         }
@@ -81,14 +86,20 @@ impl InMemoryEventStore {
         }
         q.push_back(entry.clone());
         streams.insert(stream_id.to_string(), q);
+        *self
+            .changes
+            .borrow_mut()
+            .entry(stream_id.to_string())
+            .or_default() += 1;
         self.index.borrow_mut().insert(event_id.clone(), entry);
         event_id
     }
 
     /// `await replay_events_after(last_event_id, send_callback)`: the events
-    /// to replay (the caller awaits the callback for each, in order) and the
-    /// stream id, or `None` for an unknown id.
-    pub fn events_after(&self, last_event_id: &str) -> Option<(String, Vec<EventMessage>)> {
+    /// to replay (the caller awaits the callback for each, in order, and asks
+    /// [`Self::changed_since`] after each, as the deque's iterator would), the
+    /// stream id and the stream's change count; `None` for an unknown id.
+    pub fn events_after(&self, last_event_id: &str) -> Option<(String, Vec<EventMessage>, u64)> {
         let Some(last) = self.index.borrow().get(last_event_id).cloned() else {
             tracing::warn!(target: "mcp_simple_streamablehttp.event_store", "Event ID {last_event_id} not found in store");
             return None;
@@ -110,6 +121,17 @@ impl InMemoryEventStore {
                 found = true;
             }
         }
-        Some((last.stream_id, out))
+        let changes = self
+            .changes
+            .borrow()
+            .get(&last.stream_id)
+            .copied()
+            .unwrap_or(0);
+        Some((last.stream_id, out, changes))
+    }
+
+    /// Has `stream_id`'s deque changed since it had `changes` changes?
+    pub fn changed_since(&self, stream_id: &str, changes: u64) -> bool {
+        self.changes.borrow().get(stream_id).copied().unwrap_or(0) != changes
     }
 }

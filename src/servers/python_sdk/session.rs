@@ -363,7 +363,7 @@ impl ServerSession {
                 let version = if mcp::SUPPORTED_PROTOCOL_VERSIONS.contains(&requested) {
                     requested
                 } else {
-                    mcp::LATEST_PROTOCOL_VERSION
+                    mcp::PY_LATEST_PROTOCOL_VERSION
                 };
                 // with responder: await responder.respond(InitializeResult)
                 let scope = cx.open_scope(false);

@@ -62,7 +62,9 @@ pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResul
                         .send_notification(
                             cx,
                             "notifications/progress",
-                            json!({"progressToken": token, "progress": i, "total": steps}),
+                            // `progress: float` and `total: float | None`: pydantic
+                            // writes 1.0, not 1.
+                            json!({"progressToken": token, "progress": i as f64, "total": steps as f64}),
                             None,
                         )
                         .await?;

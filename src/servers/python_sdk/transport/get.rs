@@ -12,27 +12,12 @@
 
 use std::rc::Rc;
 
-use super::super::anyio::{Cx, PyResult, memory_object_stream};
-use super::super::sse_starlette::{EventSourceResponse, ServerSentEvent};
+use super::super::anyio::{Cx, Exc, PyResult, memory_object_stream};
+use super::super::sse_starlette::ServerSentEvent;
 use super::super::starlette::Request;
 use super::{EventMessage, GET_STREAM_KEY, Transport, sse_event};
 use crate::asgi::{LocalBoxFuture, Send};
 use crate::mcp::codes;
-
-fn sse_headers(t: &Transport) -> Vec<(String, String)> {
-    let mut headers = vec![
-        (
-            "Cache-Control".to_string(),
-            "no-cache, no-transform".to_string(),
-        ),
-        ("Connection".to_string(), "keep-alive".to_string()),
-        ("Content-Type".to_string(), "text/event-stream".to_string()),
-    ];
-    if let Some(sid) = &t.session_id {
-        headers.push(("mcp-session-id".into(), sid.clone()));
-    }
-    headers
-}
 
 impl Transport {
     pub(super) async fn handle_get_request(
@@ -84,13 +69,7 @@ impl Transport {
                     as LocalBoxFuture<'static, PyResult<()>>
             }) as super::super::sse_starlette::DataSender
         };
-        let response = EventSourceResponse::new(
-            sse_rx.clone(),
-            sse_headers(self),
-            Some(data_sender),
-            self.app_status.clone(),
-            self.variant.final_body_guard(),
-        );
+        let response = self.event_source(sse_rx.clone(), data_sender);
         match response.call(cx, request.receive(), send).await {
             Err(e) if e.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "Error in standalone SSE response\n{e}");
@@ -115,13 +94,7 @@ impl Transport {
                 .borrow_mut()
                 .insert(GET_STREAM_KEY.into(), (Rc::new(tx), rx.clone()));
             // async with sse_stream_writer, standalone_stream_reader:
-            let inner: PyResult<()> = async {
-                while let Some(ev) = rx.next(&cx).await? {
-                    sse_tx.send(&cx, sse_event(&ev)).await?;
-                }
-                Ok(())
-            }
-            .await;
+            let inner = pump(&cx, &rx, &sse_tx).await;
             sse_tx.close();
             rx.close();
             inner
@@ -159,12 +132,20 @@ impl Transport {
                     let r: PyResult<()> = async {
                         // async with sse_stream_writer:
                         let inner: PyResult<()> = async {
-                            let Some((stream_id, events)) = store.events_after(&last_event_id)
+                            let Some((stream_id, events, changes)) =
+                                store.events_after(&last_event_id)
                             else {
                                 return Ok(());
                             };
                             for ev in &events {
                                 sse_tx.send(&cx, sse_event(ev)).await?;
+                                // The deque's iterator, resumed after the
+                                // await, fails if the router stored meanwhile.
+                                if store.changed_since(&stream_id, changes) {
+                                    return Err(Exc::Runtime(
+                                        "deque mutated during iteration".into(),
+                                    ));
+                                }
                             }
                             if !me.request_streams.borrow().contains(&stream_id) {
                                 let (tx, rx) = memory_object_stream::<EventMessage>(0);
@@ -173,13 +154,7 @@ impl Transport {
                                     .borrow_mut()
                                     .insert(stream_id.clone(), (Rc::new(tx), rx.clone()));
                                 // async with msg_reader:
-                                let fwd: PyResult<()> = async {
-                                    while let Some(ev) = rx.next(&cx).await? {
-                                        sse_tx.send(&cx, sse_event(&ev)).await?;
-                                    }
-                                    Ok(())
-                                }
-                                .await;
+                                let fwd = pump(&cx, &rx, &sse_tx).await;
                                 rx.close();
                                 fwd?;
                             }
@@ -200,13 +175,7 @@ impl Transport {
                 }) as LocalBoxFuture<'static, PyResult<()>>
             }) as super::super::sse_starlette::DataSender
         };
-        let response = EventSourceResponse::new(
-            sse_rx.clone(),
-            sse_headers(self),
-            Some(data_sender),
-            self.app_status.clone(),
-            self.variant.final_body_guard(),
-        );
+        let response = self.event_source(sse_rx.clone(), data_sender);
         let r = match response.call(cx, request.receive(), send).await {
             Err(e) if e.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "Error in replay response\n{e}");
@@ -219,4 +188,17 @@ impl Transport {
         sse_rx.close();
         r
     }
+}
+
+/// `async for event_message in reader: await sse_stream_writer.send(...)`:
+/// forward a stream's messages to its SSE response as they come.
+async fn pump(
+    cx: &Cx,
+    rx: &super::super::anyio::MemoryRecv<EventMessage>,
+    sse_tx: &super::super::anyio::MemorySend<ServerSentEvent>,
+) -> PyResult<()> {
+    while let Some(ev) = rx.next(cx).await? {
+        sse_tx.send(cx, sse_event(&ev)).await?;
+    }
+    Ok(())
 }

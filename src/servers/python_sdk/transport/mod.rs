@@ -100,6 +100,33 @@ fn sse_event(m: &EventMessage) -> ServerSentEvent {
 }
 
 impl Transport {
+    /// `EventSourceResponse(content=sse_stream_reader, data_sender_callable=...,
+    /// headers=...)` with the transport's SSE headers.
+    fn event_source(
+        &self,
+        rx: Rc<MemoryRecv<ServerSentEvent>>,
+        data_sender: super::sse_starlette::DataSender,
+    ) -> super::sse_starlette::EventSourceResponse {
+        let mut headers = vec![
+            (
+                "Cache-Control".to_string(),
+                "no-cache, no-transform".to_string(),
+            ),
+            ("Connection".to_string(), "keep-alive".to_string()),
+            ("Content-Type".to_string(), "text/event-stream".to_string()),
+        ];
+        if let Some(sid) = &self.session_id {
+            headers.push(("mcp-session-id".into(), sid.clone()));
+        }
+        super::sse_starlette::EventSourceResponse::new(
+            rx,
+            headers,
+            Some(data_sender),
+            self.app_status.clone(),
+            self.variant.final_body_guard(),
+        )
+    }
+
     /// `StreamableHTTPServerTransport(mcp_session_id, is_json_response_enabled,
     /// event_store, security_settings)`.
     pub fn new(
@@ -382,7 +409,7 @@ impl Transport {
     /// `terminate()`: 404 from now on, close every stream.
     pub fn terminate(&self) {
         self.terminated.set(true);
-        tracing::info!(target: "mcp.server.streamable_http", "Terminating session: {:?}", self.session_id);
+        tracing::info!(target: "mcp.server.streamable_http", "Terminating session: {}", self.session_id.as_deref().unwrap_or("None"));
         let keys = self.request_streams.borrow().keys();
         for key in keys {
             self.clean_up_memory_streams(&key);

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::super::anyio::{
     Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
 };
-use super::super::sse_starlette::{EventSourceResponse, ServerSentEvent};
+use super::super::sse_starlette::ServerSentEvent;
 use super::super::starlette::Request;
 use super::{EventMessage, ReadItem, SessionMessage, Transport, sse_event};
 use crate::asgi::{Receive, Send};
@@ -176,24 +176,7 @@ impl Transport {
                     as crate::asgi::LocalBoxFuture<'static, PyResult<()>>
             }) as super::super::sse_starlette::DataSender
         };
-        let mut headers = vec![
-            (
-                "Cache-Control".to_string(),
-                "no-cache, no-transform".to_string(),
-            ),
-            ("Connection".to_string(), "keep-alive".to_string()),
-            ("Content-Type".to_string(), "text/event-stream".to_string()),
-        ];
-        if let Some(sid) = &self.session_id {
-            headers.push(("mcp-session-id".into(), sid.clone()));
-        }
-        let response = EventSourceResponse::new(
-            sse_rx.clone(),
-            headers,
-            Some(data_sender),
-            self.app_status.clone(),
-            self.variant.final_body_guard(),
-        );
+        let response = self.event_source(sse_rx.clone(), data_sender);
         let outer = task_group(cx, async |cx, tg| {
             let (receive, send) = (receive.clone(), send.clone());
             tg.start_soon("EventSourceResponse", move |cx| async move {
