@@ -109,6 +109,28 @@ enum Cmd {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Serve a stack on a real TCP port (for real clients, the official
+    /// conformance suite, curl).
+    Serve {
+        /// The server stack.
+        #[arg(long, default_value = "native")]
+        server: String,
+        /// Where to listen (port 0: any free port; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: String,
+        /// No sessions: a fresh transport for every request.
+        #[arg(long)]
+        stateless: bool,
+        /// Answer requests with one JSON body instead of an SSE stream.
+        #[arg(long)]
+        json_response: bool,
+        /// Keep an event store, so broken streams can be resumed.
+        #[arg(long)]
+        event_store: bool,
+        /// The most verbose log level on stderr (error, warn, info, debug, trace).
+        #[arg(long, default_value = "info")]
+        log: String,
+    },
     /// List the scenarios, server stacks and oracles.
     List,
 }
@@ -186,6 +208,39 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
         Cmd::Bench { seeds, jobs } => {
             bench::run(seeds, jobs.unwrap_or_else(cores), &mut std::io::stdout())?;
             Ok(0)
+        }
+        Cmd::Serve {
+            server,
+            listen,
+            stateless,
+            json_response,
+            event_store,
+            log,
+        } => {
+            let listen = listen.parse().map_err(|e| {
+                InputError::msg(format!(
+                    "\"{listen}\" is not an address like 127.0.0.1:8000 ({e})"
+                ))
+                .field("--listen")
+            })?;
+            let log = crate::real::log::level(&log).ok_or_else(|| {
+                InputError::msg(format!(
+                    "\"{log}\" is not a level (error, warn, info, debug, trace)"
+                ))
+                .field("--log")
+            })?;
+            let config = servers::ServerConfig {
+                stateless,
+                json_response,
+                event_store,
+                ..Default::default()
+            };
+            crate::real::serve::serve(crate::real::serve::ServeOptions {
+                stack: server,
+                listen,
+                config,
+                log,
+            })
         }
         Cmd::List => {
             list();

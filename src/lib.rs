@@ -61,6 +61,7 @@ pub mod error;
 pub mod explore;
 pub mod mcp;
 pub mod oracles;
+pub mod real;
 pub mod report;
 pub mod rng;
 pub mod scenario;

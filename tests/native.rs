@@ -108,7 +108,9 @@ fn with_native(
             let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 8000)).await?;
             let env = ServerEnv {
                 listener: Box::new(SimListener(listener)),
-                ids: rand_chacha::ChaCha8Rng::seed_from_u64(7),
+                ids: mcpsim::servers::Ids::Seeded(Box::new(
+                    rand_chacha::ChaCha8Rng::seed_from_u64(7),
+                )),
                 signals: Signals::default(),
                 asgi_log: AsgiLog::default(),
                 clock: Rc::new(|| turmoil::sim_elapsed().unwrap_or_default()),

@@ -7,6 +7,7 @@
 //! the [`ServerEnv`] it handed over (the ASGI log) and the [`StackProbe`] the
 //! process registers, never through the stack's insides.
 
+mod ids;
 pub mod native;
 pub mod python_sdk;
 
@@ -16,13 +17,14 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::asgi::LocalBoxFuture;
 use crate::asgi::tracking::{AsgiLog, Clock};
 use crate::servers::python_sdk::anyio::Event;
+
+pub use ids::Ids;
 
 /// A byte stream a server can speak HTTP over.
 pub trait Conn: AsyncRead + AsyncWrite + Unpin + 'static {}
@@ -173,8 +175,8 @@ impl ProbeSlot {
 pub struct ServerEnv {
     /// Where connections come from.
     pub listener: Box<dyn Listener>,
-    /// Randomness for session ids.
-    pub ids: ChaCha8Rng,
+    /// Randomness for session and event ids.
+    pub ids: Ids,
     /// Signals to the process.
     pub signals: Signals,
     /// The ASGI record of every request (for ASGI stacks).

@@ -147,10 +147,11 @@ impl Visit for HostName<'_> {
     }
 }
 
+/// An event's message and other fields.
 #[derive(Default)]
-struct Fields {
-    msg: String,
-    other: BTreeMap<String, String>,
+pub(crate) struct Fields {
+    pub(crate) msg: String,
+    pub(crate) other: BTreeMap<String, String>,
 }
 
 impl Visit for Fields {

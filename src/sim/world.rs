@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::oracles::{self, AppliedFault, EndState, Failure, Observations};
 use crate::rng::Seeds;
 use crate::scenario::{FaultKind, SERVER_HOST, Scenario};
-use crate::servers::{self, ProbeSlot, ServerConfig, ServerEnv, ServerStack, Signal, Signals};
+use crate::servers::{self, Ids, ProbeSlot, ServerConfig, ServerEnv, ServerStack, Signal, Signals};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -169,7 +169,7 @@ fn simulate(
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
                 let env = ServerEnv {
                     listener: Box::new(SimListener(listener)),
-                    ids: st.seeds.stream(&format!("server-ids/{inc}")),
+                    ids: Ids::Seeded(Box::new(st.seeds.stream(&format!("server-ids/{inc}")))),
                     signals: st.signals.clone(),
                     asgi_log: st.asgi_log.clone(),
                     clock: sim_clock(),

@@ -380,7 +380,7 @@ impl Native {
 
     fn new_session(self: &Rc<Self>, priming: bool) -> Rc<Session> {
         let mut raw = [0u8; 16];
-        rand::Rng::fill_bytes(&mut *self.ids.borrow_mut(), &mut raw);
+        self.ids.borrow_mut().fill(&mut raw);
         let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let s = Rc::new(Session::new(Some(id.clone()), (self.clock)()));
         s.log.borrow_mut().set_priming(priming);

@@ -45,15 +45,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use rand_chacha::ChaCha8Rng;
 
 use session::Session;
 
 use crate::asgi::LocalBoxFuture;
 use crate::asgi::tracking::Clock;
 use crate::servers::{
-    Conn, Layers, Listener, OpenStream, ServerConfig, ServerEnv, ServerStack, SessionInfo, Signal,
-    StackProbe,
+    Conn, Ids, Layers, Listener, OpenStream, ServerConfig, ServerEnv, ServerStack, SessionInfo,
+    Signal, StackProbe,
 };
 
 /// How long a session may go unheard before it is reaped, by default.
@@ -96,7 +95,7 @@ impl ServerStack for NativeStack {
 pub(crate) struct Native {
     config: ServerConfig,
     clock: Clock,
-    ids: RefCell<ChaCha8Rng>,
+    ids: RefCell<Ids>,
     sessions: RefCell<BTreeMap<String, Rc<Session>>>,
     work: handler::Work,
     draining: Cell<bool>,

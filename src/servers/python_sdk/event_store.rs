@@ -14,8 +14,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
+use crate::servers::Ids;
 
 use super::pydict::PyDict;
 use super::transport::EventMessage;
@@ -37,13 +36,13 @@ pub struct InMemoryEventStore {
     /// raises `RuntimeError: deque mutated during iteration`).
     changes: RefCell<BTreeMap<String, u64>>,
     index: RefCell<BTreeMap<String, Entry>>,
-    ids: Rc<RefCell<ChaCha8Rng>>,
+    ids: Rc<RefCell<Ids>>,
 }
 
 /// `str(uuid4())`.
-pub fn uuid4(ids: &RefCell<ChaCha8Rng>) -> String {
+pub fn uuid4(ids: &RefCell<Ids>) -> String {
     let mut b = [0u8; 16];
-    ids.borrow_mut().fill_bytes(&mut b);
+    ids.borrow_mut().fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -59,7 +58,7 @@ pub fn uuid4(ids: &RefCell<ChaCha8Rng>) -> String {
 
 impl InMemoryEventStore {
     /// A store drawing its ids from `ids`.
-    pub fn new(ids: Rc<RefCell<ChaCha8Rng>>) -> Self {
+    pub fn new(ids: Rc<RefCell<Ids>>) -> Self {
         Self {
             max_per_stream: 100,
             streams: RefCell::new(PyDict::default()),

@@ -14,8 +14,7 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
+use crate::servers::Ids;
 
 use super::anyio::{Cx, Event, Exc, Lock, PyResult, TaskGroup, TaskStatus, task_group};
 use super::event_store::InMemoryEventStore;
@@ -35,7 +34,7 @@ pub struct SessionManager {
     config: ServerConfig,
     variant: Variant,
     app_status: Rc<AppStatus>,
-    ids: Rc<RefCell<ChaCha8Rng>>,
+    ids: Rc<RefCell<Ids>>,
     event_store: Option<Rc<InMemoryEventStore>>,
     server_instances: RefCell<PyDict<Rc<Transport>>>,
     task_group: RefCell<Option<TaskGroup>>,
@@ -54,7 +53,7 @@ impl SessionManager {
         config: ServerConfig,
         variant: Variant,
         app_status: Rc<AppStatus>,
-        ids: ChaCha8Rng,
+        ids: Ids,
     ) -> Rc<Self> {
         let ids = Rc::new(RefCell::new(ids));
         let event_store = config
@@ -80,7 +79,7 @@ impl SessionManager {
     /// `uuid4().hex`, from the process's id source.
     fn new_session_id(&self) -> String {
         let mut bytes = [0u8; 16];
-        self.ids.borrow_mut().fill_bytes(&mut bytes);
+        self.ids.borrow_mut().fill(&mut bytes);
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
         bytes.iter().map(|b| format!("{b:02x}")).collect()

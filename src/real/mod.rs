@@ -1,0 +1,15 @@
+//! The real world: the same servers and clients on real TCP.
+//!
+//! Inside a simulation the servers and clients meet turmoil only through a
+//! [`Listener`](crate::servers::Listener) and a
+//! [`Connector`](crate::client::Connector). Here those are tokio's sockets, the
+//! clock is the wall clock, and ids come from the OS:
+//!
+//! * [`serve`] — `mcpsim serve`: a server stack on a real port, for the
+//!   official conformance suite, the official SDK clients, or curl.
+//! * [`net`] — tokio TCP behind the two traits.
+//! * [`log`] — tracing to stderr, stamped with wall-clock time since start.
+
+pub mod log;
+pub mod net;
+pub mod serve;
