@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use super::fixtures;
 use super::session::Session;
 use super::stream::STANDALONE;
 use crate::asgi::tracking::Clock;
@@ -167,12 +168,12 @@ async fn answer(
                 params.and_then(|p| p.get("capabilities")).cloned();
             ok(json!({
                 "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": false}},
+                "capabilities": fixtures::capabilities(),
                 "serverInfo": {"name": "mcpsim-native", "version": env!("CARGO_PKG_VERSION")}
             }))
         }
         "ping" => ok(json!({})),
-        "tools/list" => ok(tools::list()),
+        "tools/list" => ok(fixtures::with_tools(tools::list())),
         "tools/call" => match params.and_then(|p| p.get("name")).and_then(Value::as_str) {
             Some(tool) => ok(call(s, tool, params, stream).await),
             None => Message::error(
@@ -181,11 +182,15 @@ async fn answer(
                 "tools/call needs a tool name",
             ),
         },
-        other => Message::error(
-            id.clone(),
-            codes::METHOD_NOT_FOUND,
-            &format!("Method not found: {other}"),
-        ),
+        other => match fixtures::answer(s, other, params) {
+            Some(Ok(result)) => ok(result),
+            Some(Err((code, message))) => Message::error(id.clone(), code, &message),
+            None => Message::error(
+                id.clone(),
+                codes::METHOD_NOT_FOUND,
+                &format!("Method not found: {other}"),
+            ),
+        },
     }
 }
 
@@ -223,52 +228,68 @@ async fn call(s: &Rc<Session>, tool: &str, params: Option<&Value>, stream: Optio
             tools::text_result(tools::text(tool, args).unwrap_or_default(), false)
         }
         "ask_user" => {
-            let fail = |why: &str| {
-                tools::text_result(format!("Error executing tool ask_user: {why}"), true)
-            };
-            if s.id.is_none() {
-                return fail("a stateless server cannot wait for the client's answer");
-            }
-            let can_elicit = s
-                .client_capabilities
-                .borrow()
-                .as_ref()
-                .is_some_and(|c| c.get("elicitation").is_some());
-            if !can_elicit {
-                return fail("the client did not declare the elicitation capability");
-            }
-            let rid = s.next_request_id();
-            // Forgotten however the wait ends, the task's abort included.
-            let waiting = Waiting {
-                session: s,
-                id: rid,
-            };
-            let answer = s.expect_answer(rid);
-            let request = json!({
-                "jsonrpc": "2.0", "id": rid, "method": "elicitation/create",
-                "params": tools::elicitation_params(tools::question(args))
-            });
-            s.log.borrow_mut().send(related, &request.to_string());
-            let result = match tokio::time::timeout(ELICITATION_TIMEOUT, answer).await {
-                Ok(Ok(m)) => tools::elicitation_result(&m),
-                Ok(Err(_)) => fail("the session ended"),
-                Err(_) => {
-                    tracing::info!(target: "native", "elicitation {rid} unanswered after {ELICITATION_TIMEOUT:?}");
-                    // The spec: tell the other side a request is abandoned.
-                    let cancelled = json!({
-                        "jsonrpc": "2.0", "method": "notifications/cancelled",
-                        "params": {"requestId": rid, "reason": "timeout"}
-                    });
-                    s.log.borrow_mut().send(related, &cancelled.to_string());
-                    fail(&format!(
-                        "no answer within {}s",
-                        ELICITATION_TIMEOUT.as_secs()
-                    ))
+            let params = tools::elicitation_params(tools::question(args));
+            match ask(s, related, "elicitation", "elicitation/create", params).await {
+                Ok(m) => tools::elicitation_result(&m),
+                Err(why) => {
+                    tools::text_result(format!("Error executing tool ask_user: {why}"), true)
                 }
-            };
-            drop(waiting);
-            result
+            }
         }
-        other => tools::text_result(format!("Unknown tool: {other}"), true),
+        other => match fixtures::call(s, other, params, related).await {
+            Some(result) => result,
+            None => tools::text_result(format!("Unknown tool: {other}"), true),
+        },
+    }
+}
+
+/// Send the client a request (`method`, which needs its `capability`) on
+/// stream `related` and wait for its answer, at most
+/// [`ELICITATION_TIMEOUT`]; on timeout the client is told the request is
+/// abandoned (`notifications/cancelled`, as the spec asks).
+pub(super) async fn ask(
+    s: &Rc<Session>,
+    related: u64,
+    capability: &str,
+    method: &str,
+    params: Value,
+) -> Result<Message, String> {
+    if s.id.is_none() {
+        return Err("a stateless server cannot wait for the client's answer".into());
+    }
+    let capable = s
+        .client_capabilities
+        .borrow()
+        .as_ref()
+        .is_some_and(|c| c.get(capability).is_some());
+    if !capable {
+        return Err(format!(
+            "the client did not declare the {capability} capability"
+        ));
+    }
+    let rid = s.next_request_id();
+    // Forgotten however the wait ends, the task's abort included.
+    let _waiting = Waiting {
+        session: s,
+        id: rid,
+    };
+    let answer = s.expect_answer(rid);
+    let request = json!({"jsonrpc": "2.0", "id": rid, "method": method, "params": params});
+    s.log.borrow_mut().send(related, &request.to_string());
+    match tokio::time::timeout(ELICITATION_TIMEOUT, answer).await {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(_)) => Err("the session ended".into()),
+        Err(_) => {
+            tracing::info!(target: "native", "{method} {rid} unanswered after {ELICITATION_TIMEOUT:?}");
+            let cancelled = json!({
+                "jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": rid, "reason": "timeout"}
+            });
+            s.log.borrow_mut().send(related, &cancelled.to_string());
+            Err(format!(
+                "no answer within {}s",
+                ELICITATION_TIMEOUT.as_secs()
+            ))
+        }
     }
 }

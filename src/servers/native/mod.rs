@@ -33,6 +33,7 @@
 //! Like every stack it knows nothing of the simulator: a listener, a clock,
 //! an id source and a signal queue are all it is given.
 
+mod fixtures;
 mod handler;
 mod http;
 mod session;

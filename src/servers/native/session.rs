@@ -46,6 +46,9 @@ pub struct Session {
     next_token: Cell<u64>,
     /// The client's capabilities, from its `initialize`.
     pub client_capabilities: RefCell<Option<serde_json::Value>>,
+    /// The least severe log level the client wants (`logging/setLevel`;
+    /// `None`: none asked, everything is sent).
+    pub log_level: RefCell<Option<String>>,
     last_heard: Cell<Duration>,
     closed: Cell<bool>,
 }
@@ -63,6 +66,7 @@ impl Session {
             next_request: Cell::new(0),
             next_token: Cell::new(0),
             client_capabilities: RefCell::new(None),
+            log_level: RefCell::new(None),
             last_heard: Cell::new(now),
             closed: Cell::new(false),
         }

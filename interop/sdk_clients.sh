@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The official Python SDK client (mcp, pinned in interop/requirements.txt) against `mcpsim serve`:
+# initialize, list tools, a fast call, a slow call, a call with progress — on each stack.
+#
+#   bash interop/sdk_clients.sh [STACK ...]      (default: native python-sdk-1.20)
+#
+# A virtualenv with the pinned packages is made once in target/interop/venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/interop/venv
+if [ ! -x "$venv/bin/python" ] || ! cmp -s interop/requirements.txt "$venv/requirements.txt"; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r interop/requirements.txt
+  cp interop/requirements.txt "$venv/requirements.txt"
+fi
+bin=target/release/mcpsim
+[ -x "$bin" ] || cargo build --release -q
+stacks=("$@")
+[ ${#stacks[@]} -gt 0 ] || stacks=(native python-sdk-1.20)
+out=target/interop/sdk
+mkdir -p "$out"
+status=0
+for stack in "${stacks[@]}"; do
+  "$bin" serve --server "$stack" --listen 127.0.0.1:0 > "$out/$stack.url" 2> "$out/$stack.server.log" &
+  pid=$!
+  for _ in $(seq 50); do grep -q http "$out/$stack.url" 2>/dev/null && break; sleep 0.1; done
+  url=$(grep -o 'http://[^ ]*' "$out/$stack.url")
+  echo "== Python SDK client (mcp $(grep '^mcp==' interop/requirements.txt | cut -d= -f3)) against $stack at $url"
+  if ! timeout 120 "$venv/bin/python" interop/python_client.py "$url"; then
+    status=1
+  fi
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done
+exit $status
