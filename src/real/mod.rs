@@ -9,7 +9,9 @@
 //!   official conformance suite, the official SDK clients, or curl.
 //! * [`net`] — tokio TCP behind the two traits.
 //! * [`log`] — tracing to stderr, stamped with wall-clock time since start.
+//! * [`proxy`] — a TCP fault proxy: hold, partition and crash on real sockets.
 
 pub mod log;
 pub mod net;
+pub mod proxy;
 pub mod serve;
