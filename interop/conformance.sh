@@ -22,26 +22,21 @@ node22="$work/node_modules/.bin/node"
 suite="$work/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 "$node22" --version
 
-bin=target/release/mcpsim
-[ -x "$bin" ] || cargo build --release -q
+. interop/serve.sh
 stacks=("$@")
 [ ${#stacks[@]} -gt 0 ] || stacks=(native python-sdk-1.20)
 out=target/interop/conformance
 rm -rf "$out"; mkdir -p "$out"
 status=0
 for stack in "${stacks[@]}"; do
-  "$bin" serve --server "$stack" --listen 127.0.0.1:0 > "$out/$stack.url" 2> "$out/$stack.server.log" &
-  pid=$!
-  for _ in $(seq 50); do grep -q http "$out/$stack.url" 2>/dev/null && break; sleep 0.1; done
-  url=$(grep -o 'http://[^ ]*' "$out/$stack.url")
+  serve_start "$stack" "$out"
   echo "== $stack at $url"
   set +e
   timeout 600 "$node22" "$suite" server --url "$url" --suite active -o "$out/$stack/active" > "$out/$stack.active.txt" 2>&1
   active=$?
   timeout 300 "$node22" "$suite" server --url "$url" --suite pending -o "$out/$stack/pending" > "$out/$stack.pending.txt" 2>&1
   set -e
-  kill -INT "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  serve_stop
   grep -E '^Total' "$out/$stack.active.txt" || true
   if [ "$stack" = native ] && [ "$active" -ne 0 ]; then
     echo "the active suite failed on native (exit $active):" >&2

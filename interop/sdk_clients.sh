@@ -14,23 +14,18 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s interop/requirements.txt "$venv/requi
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r interop/requirements.txt
   cp interop/requirements.txt "$venv/requirements.txt"
 fi
-bin=target/release/mcpsim
-[ -x "$bin" ] || cargo build --release -q
+. interop/serve.sh
 stacks=("$@")
 [ ${#stacks[@]} -gt 0 ] || stacks=(native python-sdk-1.20)
 out=target/interop/sdk
 mkdir -p "$out"
 status=0
 for stack in "${stacks[@]}"; do
-  "$bin" serve --server "$stack" --listen 127.0.0.1:0 > "$out/$stack.url" 2> "$out/$stack.server.log" &
-  pid=$!
-  for _ in $(seq 50); do grep -q http "$out/$stack.url" 2>/dev/null && break; sleep 0.1; done
-  url=$(grep -o 'http://[^ ]*' "$out/$stack.url")
+  serve_start "$stack" "$out"
   echo "== Python SDK client (mcp $(grep '^mcp==' interop/requirements.txt | cut -d= -f3)) against $stack at $url"
   if ! timeout 120 "$venv/bin/python" interop/python_client.py "$url"; then
     status=1
   fi
-  kill -INT "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  serve_stop
 done
 exit $status
