@@ -7,13 +7,7 @@
 # A virtualenv with the pinned packages is made once in target/interop/venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/interop/venv
-if [ ! -x "$venv/bin/python" ] || ! cmp -s interop/requirements.txt "$venv/requirements.txt"; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r interop/requirements.txt
-  cp interop/requirements.txt "$venv/requirements.txt"
-fi
+. interop/venv.sh
 . interop/serve.sh
 stacks=("$@")
 [ ${#stacks[@]} -gt 0 ] || stacks=(native python-sdk-1.20)

@@ -54,6 +54,10 @@ enum Cmd {
         /// as TOML instead of running it.
         #[arg(long)]
         print_scenario: bool,
+        /// Multiply every duration of the realised scenario by this (as
+        /// `drive --time-scale` does, to compare a real run with the model's).
+        #[arg(long, default_value_t = 1.0, conflicts_with = "check_determinism")]
+        time_scale: f64,
     },
     /// Run a range of seeds on all cores and group the failures.
     Sweep {
@@ -131,6 +135,39 @@ enum Cmd {
         #[arg(long, default_value = "info")]
         log: String,
     },
+    /// Replay a scenario's schedule against a real server over loopback:
+    /// its clients through a fault proxy, its faults on the wall clock.
+    Drive {
+        /// A scenario file, or the name of one in sims/.
+        scenario: String,
+        /// The seed that realises the scenario (as for `run`).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The server's MCP endpoint, e.g. http://127.0.0.1:8000/mcp.
+        #[arg(long)]
+        target: String,
+        /// Where the server serves its observations (default: the target's
+        /// /__mcpsim/observations).
+        #[arg(long, value_name = "URL")]
+        observe: Option<String>,
+        /// Read no server observations: judge the client side only.
+        #[arg(long, conflicts_with = "observe")]
+        no_observe: bool,
+        /// Start the server with this command (sh -c 'exec CMD') and own it,
+        /// so that server faults (shutdown, crash, restart) can be applied.
+        #[arg(long, value_name = "CMD")]
+        server_cmd: Option<String>,
+        /// Multiply every duration of the scenario (faults, sleeps, timeouts,
+        /// the tools' seconds) by this.
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        /// Print one JSON object instead of the human report.
+        #[arg(long)]
+        json: bool,
+        /// Print events up to this level on stderr as they happen.
+        #[arg(long)]
+        log: Option<String>,
+    },
     /// List the scenarios, server stacks and oracles.
     List,
 }
@@ -171,13 +208,15 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             trace,
             check_determinism,
             print_scenario,
+            time_scale,
         } => {
+            let k = crate::real::drive::check_time_scale(time_scale)?;
             if print_scenario {
                 let sc = scenario::load(&scenario)?;
-                print!("{}", sc.realise(seed).to_toml());
+                print!("{}", sc.realise(seed).time_scaled(k).to_toml());
                 return Ok(0);
             }
-            run(&scenario, seed, server, json, trace, check_determinism)
+            run(&scenario, seed, server, json, trace, check_determinism, k)
         }
         Cmd::Sweep {
             scenario,
@@ -242,6 +281,44 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 log,
             })
         }
+        Cmd::Drive {
+            scenario,
+            seed,
+            target,
+            observe,
+            no_observe,
+            server_cmd,
+            time_scale,
+            json,
+            log,
+        } => {
+            let log = log
+                .map(|l| {
+                    crate::real::log::level(&l).ok_or_else(|| {
+                        InputError::msg(format!(
+                            "\"{l}\" is not a level (error, warn, info, debug, trace)"
+                        ))
+                        .field("--log")
+                    })
+                })
+                .transpose()?;
+            let outcome = crate::real::drive::drive(crate::real::drive::DriveOptions {
+                scenario: scenario::load(&scenario)?,
+                seed,
+                target,
+                observe,
+                no_observe,
+                server_cmd,
+                time_scale,
+                log,
+            })?;
+            if json {
+                println!("{}", crate::real::report::json(&outcome));
+            } else {
+                print!("{}", crate::real::report::human(&outcome));
+            }
+            Ok(if outcome.passed() { 0 } else { 1 })
+        }
         Cmd::List => {
             list();
             Ok(0)
@@ -284,8 +361,14 @@ fn run(
     json: bool,
     trace: Option<PathBuf>,
     check_determinism: bool,
+    time_scale: f64,
 ) -> Result<i32, Error> {
-    let sc = scenario::load(arg)?;
+    let mut sc = scenario::load(arg)?;
+    if time_scale != 1.0 {
+        // Realising an exact scenario again changes nothing: the scaled one
+        // runs with the same seed.
+        sc = sc.realise(seed).time_scaled(time_scale);
+    }
     let stack = pick_stack(server, &sc)?;
     let (outcome, divergence) = if check_determinism {
         let child = child(arg)?;
@@ -315,7 +398,15 @@ fn run(
         }
         println!("{v}");
     } else {
-        print!("{}", report::human(&outcome, arg));
+        if time_scale == 1.0 {
+            print!("{}", report::human(&outcome, arg));
+        } else {
+            let replay = format!(
+                "{} --time-scale {time_scale}",
+                report::replay_command(arg, seed, &stack)
+            );
+            print!("{}", report::human_with(&outcome, &replay));
+        }
         match &divergence {
             Some(None) => println!(
                 "deterministic: the same trace ({}) twice in this process and once in a child process",

@@ -42,6 +42,11 @@
 //!   failures with a stable signature (oracle + where).
 //! * [`report`] and [`cli`] — the JSON and human reports, the command that
 //!   replays a failure, and the command line.
+//! * [`real`] — the same parts outside the simulator: [`real::serve`] puts a
+//!   stack on a real port, and [`real::drive`] replays a scenario's clients
+//!   and faults against any real server, through a fault proxy
+//!   ([`real::proxy`]) with turmoil's link semantics, judging it with the same
+//!   oracles from what the server exposes ([`real::observe`]).
 //!
 //! # Rules of the house
 //!

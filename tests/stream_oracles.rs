@@ -75,9 +75,9 @@ fn answered(mut r: RequestRecord) -> RequestRecord {
 fn judge(requests: Vec<RequestRecord>) -> Vec<&'static str> {
     let obs = Observations {
         layers: Layers {
-            http_host: "h",
-            sse: "s",
-            transport: "t",
+            http_host: "h".into(),
+            sse: "s".into(),
+            transport: "t".into(),
         },
         asgi: Vec::new(),
         requests,

@@ -281,7 +281,7 @@ impl Client {
         };
         let mut req = hyper::Request::builder()
             .method(ex.http)
-            .uri("/mcp")
+            .uri(self.env.path.as_str())
             .header("host", &self.env.authority)
             .header("accept", accept);
         if ex.body.is_some() {

@@ -56,6 +56,8 @@ pub struct ClientEnv {
     pub connector: Rc<dyn Connector>,
     /// The `Host` header value.
     pub authority: String,
+    /// The MCP endpoint's path (`/mcp`).
+    pub path: String,
     /// Time for records.
     pub clock: Clock,
     /// Where records go.

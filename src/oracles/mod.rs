@@ -243,6 +243,31 @@ impl Observations {
     }
 }
 
+/// Directed links still cut or held at the end.
+pub fn cut_links(applied: &[AppliedFault]) -> BTreeSet<(String, String)> {
+    let mut cut = BTreeSet::new();
+    for f in applied {
+        match &f.kind {
+            FaultKind::Partition { a, b } | FaultKind::Hold { a, b } => {
+                cut.insert((a.clone(), b.clone()));
+                cut.insert((b.clone(), a.clone()));
+            }
+            FaultKind::Repair { a, b } | FaultKind::Release { a, b } => {
+                cut.remove(&(a.clone(), b.clone()));
+                cut.remove(&(b.clone(), a.clone()));
+            }
+            FaultKind::PartitionOneway { from, to } => {
+                cut.insert((from.clone(), to.clone()));
+            }
+            FaultKind::RepairOneway { from, to } => {
+                cut.remove(&(from.clone(), to.clone()));
+            }
+            _ => {}
+        }
+    }
+    cut
+}
+
 /// An oracle.
 pub trait Oracle {
     /// Its stable name (one of [`NAMES`]).

@@ -18,7 +18,7 @@ pub struct RealLog {
     start: Instant,
     max: Level,
     host: Arc<str>,
-    echo: bool,
+    echo: Option<Level>,
     kept: Option<Arc<Mutex<Vec<TraceLine>>>>,
 }
 
@@ -29,7 +29,7 @@ impl RealLog {
             start: Instant::now(),
             max,
             host: host.into(),
-            echo: true,
+            echo: Some(max),
             kept: None,
         }
     }
@@ -40,9 +40,9 @@ impl RealLog {
         self
     }
 
-    /// Print nothing (only keep).
-    pub fn quiet(mut self) -> Self {
-        self.echo = false;
+    /// Print only events up to `level` (`None`: nothing; only keep).
+    pub fn echo(mut self, level: Option<Level>) -> Self {
+        self.echo = level;
         self
     }
 
@@ -85,7 +85,7 @@ impl Subscriber for RealLog {
             msg: f.msg,
             fields: f.other,
         };
-        if self.echo {
+        if self.echo.is_some_and(|l| *meta.level() <= l) {
             eprintln!("{}", line.human());
         }
         if let Some(k) = &self.kept

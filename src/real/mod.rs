@@ -10,8 +10,16 @@
 //! * [`net`] — tokio TCP behind the two traits.
 //! * [`log`] — tracing to stderr, stamped with wall-clock time since start.
 //! * [`proxy`] — a TCP fault proxy: hold, partition and crash on real sockets.
+//! * [`drive`] — `mcpsim drive`: a realised scenario's clients and faults on
+//!   the wall clock, against a real server, judged by the simulator's oracles.
+//! * [`observe`] — the document a real server serves so that `drive` can see
+//!   its ASGI records, error log and state.
+//! * [`report`] — how a drive is reported.
 
+pub mod drive;
 pub mod log;
 pub mod net;
+pub mod observe;
 pub mod proxy;
+pub mod report;
 pub mod serve;

@@ -12,6 +12,7 @@ mod expect;
 mod file;
 mod parse;
 mod realise;
+mod scale;
 mod swarm;
 mod write;
 

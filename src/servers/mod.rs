@@ -11,6 +11,7 @@ mod ids;
 pub mod native;
 pub mod python_sdk;
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
@@ -124,7 +125,7 @@ impl AllowList {
 }
 
 /// A request stream still registered in a server (for the `leak` oracle).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct OpenStream {
     /// The session it belongs to (`None` for stateless transports).
     pub session: Option<String>,
@@ -194,14 +195,17 @@ pub struct ServerEnv {
 }
 
 /// The layers a stack is made of, for naming where a failure happened.
-#[derive(Debug, Clone, Copy)]
+///
+/// Owned or static: a modelled stack names its layers in code, a real target
+/// (`mcpsim drive`) names them in what it reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct Layers {
     /// The HTTP/ASGI host (e.g. "uvicorn").
-    pub http_host: &'static str,
+    pub http_host: Cow<'static, str>,
     /// What produces SSE responses (e.g. "sse-starlette").
-    pub sse: &'static str,
+    pub sse: Cow<'static, str>,
     /// The MCP transport (e.g. "mcp.server.streamable_http").
-    pub transport: &'static str,
+    pub transport: Cow<'static, str>,
 }
 
 /// A server stack that can be put under test.

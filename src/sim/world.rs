@@ -10,7 +10,7 @@
 //! enough for the last packets to land.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -236,6 +236,7 @@ fn simulate(
                                     addr: authority.clone(),
                                 }),
                                 authority: authority.clone(),
+                                path: "/mcp".into(),
                                 clock: sim_clock(),
                                 log: h.log.clone(),
                                 workload: h.seeds.stream(&format!("workload/{}/{inc}", c.name)),
@@ -378,7 +379,7 @@ fn simulate(
             server_idle_since: idle_since,
             settle,
             hosts_running,
-            cut_links: cut_links(&applied),
+            cut_links: oracles::cut_links(&applied),
         },
     };
     let failures = oracles::check_all(&observations);
@@ -436,29 +437,4 @@ fn apply(
         }
         FaultKind::Shutdown { .. } => signals.raise(Signal::Terminate),
     }
-}
-
-/// Directed links still cut or held at the end.
-fn cut_links(applied: &[AppliedFault]) -> BTreeSet<(String, String)> {
-    let mut cut = BTreeSet::new();
-    for f in applied {
-        match &f.kind {
-            FaultKind::Partition { a, b } | FaultKind::Hold { a, b } => {
-                cut.insert((a.clone(), b.clone()));
-                cut.insert((b.clone(), a.clone()));
-            }
-            FaultKind::Repair { a, b } | FaultKind::Release { a, b } => {
-                cut.remove(&(a.clone(), b.clone()));
-                cut.remove(&(b.clone(), a.clone()));
-            }
-            FaultKind::PartitionOneway { from, to } => {
-                cut.insert((from.clone(), to.clone()));
-            }
-            FaultKind::RepairOneway { from, to } => {
-                cut.remove(&(from.clone(), to.clone()));
-            }
-            _ => {}
-        }
-    }
-    cut
 }

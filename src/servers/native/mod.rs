@@ -39,6 +39,7 @@ mod http;
 mod session;
 mod stream;
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -77,9 +78,9 @@ impl ServerStack for NativeStack {
 
     fn layers(&self) -> Layers {
         Layers {
-            http_host: "hyper",
-            sse: "native",
-            transport: "native",
+            http_host: Cow::Borrowed("hyper"),
+            sse: Cow::Borrowed("native"),
+            transport: Cow::Borrowed("native"),
         }
     }
 

@@ -27,6 +27,7 @@ mod transport;
 pub mod uvicorn;
 mod variant;
 
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
@@ -64,9 +65,9 @@ impl ServerStack for PythonSdk {
 
     fn layers(&self) -> Layers {
         Layers {
-            http_host: "uvicorn",
-            sse: "sse-starlette",
-            transport: "mcp.server.streamable_http",
+            http_host: Cow::Borrowed("uvicorn"),
+            sse: Cow::Borrowed("sse-starlette"),
+            transport: Cow::Borrowed("mcp.server.streamable_http"),
         }
     }
 

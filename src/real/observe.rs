@@ -1,0 +1,305 @@
+//! What a real server lets `drive` see of its insides: the same ASGI records,
+//! error log and end-of-run probe the simulator reads from its modelled
+//! stacks, in a JSON document the target serves (or writes to a file).
+//!
+//! The document is a contract between `mcpsim drive` and whatever wraps the
+//! server under test (this repo's `interop/real_server.py` for the real Python
+//! stack). Times are Unix epoch seconds, so records from several server
+//! processes and the driver's own line up on one machine:
+//!
+//! ```json
+//! {
+//!   "server": "mcp 1.20.0 / sse-starlette 3.0.3 / uvicorn 0.38.0",
+//!   "layers": {"http_host": "uvicorn", "sse": "sse-starlette",
+//!              "transport": "mcp.server.streamable_http"},
+//!   "calls": [{"seq": 0, "method": "POST", "path": "/mcp", "client": "127.0.0.2:40100",
+//!              "rpc": "tools/call slow_operation", "called_at": 1764000000.1,
+//!              "start": {"at": 1764000000.2, "status": 200, "content_type": "text/event-stream"},
+//!              "partial_bodies": 1, "final_body_at": null, "disconnect_received_at": 1764000001.3,
+//!              "returned": {"at": 1764000001.3, "error": null, "host_saw_disconnect": true},
+//!              "violations": []}],
+//!   "log": [{"t": 1764000001.3, "level": "ERROR", "logger": "mcp.server.streamable_http",
+//!            "msg": "Error in message router"}],
+//!   "probe": {"in_flight": 0, "sessions": [{"id": "…", "terminated": false, "created_at": 1764000000.1}],
+//!             "open_streams": [{"session": "…", "stream": "0"}]}
+//! }
+//! ```
+//!
+//! Everything but `calls` may be left out; what is missing is reported as not
+//! observed, never guessed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+
+use crate::asgi::tracking::{CallRecord, Returned, StartRecord, Violation};
+use crate::servers::{Layers, OpenStream, SessionInfo};
+use crate::sim::trace::TraceLine;
+
+/// The path a target serves its observations on, next to its MCP endpoint.
+pub const OBSERVATIONS_PATH: &str = "/__mcpsim/observations";
+
+/// The document, as served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// What the server is, in words.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Its layers, to name where a failure happened.
+    #[serde(default)]
+    pub layers: Option<Layers>,
+    /// ASGI (or equivalent) call records.
+    pub calls: Vec<WireCall>,
+    /// Log lines at WARNING and above.
+    #[serde(default)]
+    pub log: Option<Vec<WireLog>>,
+    /// The server's state now.
+    #[serde(default)]
+    pub probe: Option<WireProbe>,
+}
+
+/// One call, times in epoch seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireCall {
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    pub client: String,
+    pub rpc: Option<String>,
+    pub called_at: f64,
+    pub start: Option<WireStart>,
+    pub partial_bodies: u32,
+    pub final_body_at: Option<f64>,
+    pub disconnect_received_at: Option<f64>,
+    pub returned: Option<WireReturned>,
+    #[serde(default)]
+    pub violations: Vec<WireViolation>,
+}
+
+/// `http.response.start`.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireStart {
+    pub at: f64,
+    pub status: u16,
+    pub content_type: Option<String>,
+}
+
+/// How the call ended.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireReturned {
+    pub at: f64,
+    pub error: Option<String>,
+    pub host_saw_disconnect: bool,
+}
+
+/// An ASGI message out of order.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireViolation {
+    pub at: f64,
+    pub what: String,
+}
+
+/// A log line.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireLog {
+    pub t: f64,
+    pub level: String,
+    pub logger: String,
+    pub msg: String,
+}
+
+/// The server's state when asked.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireProbe {
+    pub in_flight: usize,
+    pub sessions: Vec<WireSession>,
+    pub open_streams: Vec<OpenStream>,
+}
+
+/// A session the server holds.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireSession {
+    pub id: String,
+    pub terminated: bool,
+    pub created_at: f64,
+}
+
+/// A document turned into the simulator's types, on the driver's clock.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Call records.
+    pub calls: Vec<CallRecord>,
+    /// Log lines, as trace lines of the host "server".
+    pub log: Vec<TraceLine>,
+    /// Was a log served at all?
+    pub has_log: bool,
+    /// The probe, if served.
+    pub probe: Option<Probe>,
+    /// Layers, if named.
+    pub layers: Option<Layers>,
+    /// What the server said it is.
+    pub server: Option<String>,
+}
+
+/// The probe, on the driver's clock.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    /// Calls in flight.
+    pub in_flight: usize,
+    /// Sessions made during this run.
+    pub sessions: Vec<SessionInfo>,
+    /// Sessions made before this run began (another run's), left out.
+    pub older_sessions: usize,
+    /// Request streams still registered.
+    pub open_streams: Vec<OpenStream>,
+}
+
+impl Document {
+    /// Parse a document.
+    pub fn parse(text: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(text).map_err(|e| format!("not an observations document: {e}"))
+    }
+
+    /// Times relative to `epoch0` (the driver's start, epoch seconds); only
+    /// what happened since then; records tagged with `incarnation`.
+    pub fn observed(self, epoch0: f64, incarnation: u32) -> Observed {
+        let t = |x: f64| Duration::from_secs_f64((x - epoch0).max(0.0));
+        let calls = self
+            .calls
+            .into_iter()
+            .filter(|c| c.called_at >= epoch0)
+            .map(|c| CallRecord {
+                seq: c.seq,
+                incarnation,
+                method: c.method,
+                path: c.path,
+                client: c.client,
+                rpc: c.rpc,
+                called_at: t(c.called_at),
+                start: c.start.map(|s| StartRecord {
+                    at: t(s.at),
+                    status: s.status,
+                    content_type: s.content_type,
+                }),
+                partial_bodies: c.partial_bodies,
+                final_body_at: c.final_body_at.map(t),
+                disconnect_received_at: c.disconnect_received_at.map(t),
+                returned: c.returned.map(|r| Returned {
+                    at: t(r.at),
+                    error: r.error,
+                    host_saw_disconnect: r.host_saw_disconnect,
+                }),
+                violations: c
+                    .violations
+                    .into_iter()
+                    .map(|v| Violation {
+                        at: t(v.at),
+                        what: v.what,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let has_log = self.log.is_some();
+        let log = self
+            .log
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| l.t >= epoch0)
+            .map(|l| TraceLine {
+                t: t(l.t),
+                host: crate::scenario::SERVER_HOST.into(),
+                level: l.level.to_ascii_uppercase(),
+                target: l.logger,
+                msg: l.msg,
+                fields: Default::default(),
+            })
+            .collect();
+        let probe = self.probe.map(|p| {
+            let (mine, older): (Vec<_>, Vec<_>) =
+                p.sessions.into_iter().partition(|s| s.created_at >= epoch0);
+            Probe {
+                in_flight: p.in_flight,
+                older_sessions: older.len(),
+                sessions: mine
+                    .into_iter()
+                    .map(|s| SessionInfo {
+                        id: s.id,
+                        terminated: s.terminated,
+                        expires_at: None,
+                    })
+                    .collect(),
+                open_streams: p.open_streams,
+            }
+        });
+        Observed {
+            calls,
+            log,
+            has_log,
+            probe,
+            layers: self.layers,
+            server: self.server,
+        }
+    }
+}
+
+/// GET `path` from `addr`: the status and body.
+pub async fn http_get(
+    addr: SocketAddr,
+    authority: &str,
+    path: &str,
+) -> Result<(u16, Bytes), String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+    let conn = tokio::task::spawn_local(conn);
+    let req = hyper::Request::get(path)
+        .header("host", authority)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("request: {e}"))?;
+    let result = async {
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("GET {path} from {addr}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("GET {path} from {addr}: body: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
+    .await;
+    conn.abort();
+    result
+}
+
+/// Fetch and parse the document at `path` (`Ok(None)`: the target serves none).
+pub async fn fetch(
+    addr: SocketAddr,
+    authority: &str,
+    path: &str,
+) -> Result<Option<Document>, String> {
+    let (status, body) = http_get(addr, authority, path).await?;
+    match status {
+        200 => Document::parse(&body).map(Some),
+        404 => Ok(None),
+        s => Err(format!("GET {path} answered {s}")),
+    }
+}
