@@ -262,12 +262,7 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 ))
                 .field("--listen")
             })?;
-            let log = crate::real::log::level(&log).ok_or_else(|| {
-                InputError::msg(format!(
-                    "\"{log}\" is not a level (error, warn, info, debug, trace)"
-                ))
-                .field("--log")
-            })?;
+            let log = log_level(&log)?;
             let config = servers::ServerConfig {
                 stateless,
                 json_response,
@@ -292,16 +287,7 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             json,
             log,
         } => {
-            let log = log
-                .map(|l| {
-                    crate::real::log::level(&l).ok_or_else(|| {
-                        InputError::msg(format!(
-                            "\"{l}\" is not a level (error, warn, info, debug, trace)"
-                        ))
-                        .field("--log")
-                    })
-                })
-                .transpose()?;
+            let log = log.as_deref().map(log_level).transpose()?;
             let outcome = crate::real::drive::drive(crate::real::drive::DriveOptions {
                 scenario: scenario::load(&scenario)?,
                 seed,
@@ -324,6 +310,16 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             Ok(0)
         }
     }
+}
+
+/// A `--log` level.
+fn log_level(s: &str) -> Result<tracing::Level, InputError> {
+    crate::real::log::level(s).ok_or_else(|| {
+        InputError::msg(format!(
+            "\"{s}\" is not a level (error, warn, info, debug, trace)"
+        ))
+        .field("--log")
+    })
 }
 
 fn cores() -> usize {

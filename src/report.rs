@@ -21,6 +21,24 @@ pub fn replay_command(scenario_arg: &str, seed: u64, stack: &str) -> String {
     format!("{prefix} run {scenario_arg} --seed {seed} --server {stack}")
 }
 
+/// Failures as `run --json` (and `drive --json`) show them.
+pub fn failures_json(failures: &[crate::oracles::Failure]) -> Value {
+    Value::Array(
+        failures
+            .iter()
+            .map(|f| {
+                json!({
+                    "oracle": f.oracle,
+                    "at": fmt_duration(f.at),
+                    "host": f.host,
+                    "detail": f.detail,
+                    "signature": f.signature,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// `run --json`.
 pub fn json(o: &Outcome) -> Value {
     json!({
@@ -28,13 +46,7 @@ pub fn json(o: &Outcome) -> Value {
         "seed": o.seed,
         "server": o.stack,
         "verdict": if o.passed() { "pass" } else { "fail" },
-        "failures": o.failures.iter().map(|f| json!({
-            "oracle": f.oracle,
-            "at": fmt_duration(f.at),
-            "host": f.host,
-            "detail": f.detail,
-            "signature": f.signature,
-        })).collect::<Vec<_>>(),
+        "failures": failures_json(&o.failures),
         "trace_hash": o.trace_hash,
         "virtual_time": fmt_duration(o.virtual_time),
         "wall_ms": (o.wall.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
@@ -46,6 +58,24 @@ pub fn json(o: &Outcome) -> Value {
             "fault": f.kind.to_string(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Each failure as the human reports show it: oracle, time and host, then
+/// the detail and the signature.
+pub fn failure_lines(failures: &[crate::oracles::Failure]) -> String {
+    let mut s = String::new();
+    for f in failures {
+        let _ = writeln!(
+            s,
+            "  ✗ {} at {} on {}",
+            f.oracle,
+            fmt_duration(f.at),
+            f.host
+        );
+        let _ = writeln!(s, "      {}", f.detail);
+        let _ = writeln!(s, "      signature: {}", f.signature);
+    }
+    s
 }
 
 /// Trace lines around `at`: up to `before` lines up to it and `after` lines after.
@@ -99,17 +129,7 @@ pub fn human_with(o: &Outcome, replay: &str) -> String {
             .collect();
         let _ = writeln!(s, "  faults: {}", sched.join("; "));
     }
-    for f in &o.failures {
-        let _ = writeln!(
-            s,
-            "  ✗ {} at {} on {}",
-            f.oracle,
-            fmt_duration(f.at),
-            f.host
-        );
-        let _ = writeln!(s, "      {}", f.detail);
-        let _ = writeln!(s, "      signature: {}", f.signature);
-    }
+    s.push_str(&failure_lines(&o.failures));
     if let Some(first) = o.failures.first() {
         let _ = writeln!(s, "  trace around {}:", fmt_duration(first.at));
         for l in around(o, first.at, 10, 3) {

@@ -24,13 +24,7 @@ pub fn json(o: &DriveOutcome) -> Value {
         "time_scale": o.time_scale,
         "verdict": verdict(o),
         "complete": o.complete(),
-        "failures": o.failures.iter().map(|f| json!({
-            "oracle": f.oracle,
-            "at": fmt_duration(f.at),
-            "host": f.host,
-            "detail": f.detail,
-            "signature": f.signature,
-        })).collect::<Vec<_>>(),
+        "failures": crate::report::failures_json(&o.failures),
         "not_judged": o.not_judged.iter().map(|(n, why)| json!({"oracle": n, "why": why})).collect::<Vec<_>>(),
         "faults": o.observations.faults.iter().map(|f| json!({
             "at": fmt_duration(f.at),
@@ -164,17 +158,7 @@ pub fn human(o: &DriveOutcome) -> String {
                 .unwrap_or_default()
         );
     }
-    for f in &o.failures {
-        let _ = writeln!(
-            s,
-            "  ✗ {} at {} on {}",
-            f.oracle,
-            fmt_duration(f.at),
-            f.host
-        );
-        let _ = writeln!(s, "      {}", f.detail);
-        let _ = writeln!(s, "      signature: {}", f.signature);
-    }
+    s.push_str(&crate::report::failure_lines(&o.failures));
     for (n, why) in &o.not_judged {
         let _ = writeln!(s, "  not judged: {n} ({why})");
     }
