@@ -379,6 +379,8 @@ async fn wait_listening(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
+/// The wall clock, as epoch seconds: a real run's records (the driver's and
+/// every server process's) meet on it. Never read inside a simulation.
 fn epoch_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -416,8 +418,8 @@ pub fn drive(opts: DriveOptions) -> Result<DriveOutcome, Error> {
 }
 
 async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
-    let start = log.start();
-    let epoch0 = epoch_now();
+    // The log's start and the wall clock, read together.
+    let epoch_at_log_start = epoch_now() - log.start().elapsed().as_secs_f64();
     let realised = opts
         .scenario
         .realise(opts.seed)
@@ -444,7 +446,7 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
             let dir = std::env::temp_dir().join(format!(
                 "mcpsim-drive-{}-{}",
                 std::process::id(),
-                (epoch0 * 1e6) as u64
+                (epoch_at_log_start * 1e6) as u64
             ));
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
@@ -480,11 +482,8 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
     }
     // Observations are read from this run's start: take the start now that the
     // server is up, so that a slow-starting server does not eat the schedule.
-    let start = {
-        let _ = start;
-        Instant::now()
-    };
-    let epoch0 = epoch0 + (start - log.start()).as_secs_f64();
+    let start = Instant::now();
+    let epoch0 = epoch_at_log_start + (start - log.start()).as_secs_f64();
 
     let shared = Rc::new(Shared {
         authority: target.authority.clone(),
