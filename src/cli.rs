@@ -114,7 +114,8 @@ enum Cmd {
         jobs: Option<usize>,
     },
     /// Serve a stack on a real TCP port (for real clients, the official
-    /// conformance suite, curl).
+    /// conformance suite, curl). Under `drive --server-cmd`, the scenario's
+    /// server settings arrive as MCPSIM_* variables and add to the flags.
     Serve {
         /// The server stack.
         #[arg(long, default_value = "native")]
@@ -134,6 +135,10 @@ enum Cmd {
         /// The most verbose log level on stderr (error, warn, info, debug, trace).
         #[arg(long, default_value = "info")]
         log: String,
+        /// Also serve what the oracles read of the stack (its ASGI records, WARN+
+        /// log, sessions and streams) on this address, for `mcpsim drive --observe`.
+        #[arg(long, value_name = "ADDR")]
+        observe: Option<String>,
     },
     /// Replay a scenario's schedule against a real server over loopback:
     /// its clients through a fault proxy, its faults on the wall clock.
@@ -255,7 +260,18 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             json_response,
             event_store,
             log,
+            observe,
         } => {
+            let observe = observe
+                .map(|o| {
+                    o.parse().map_err(|e| {
+                        InputError::msg(format!(
+                            "\"{o}\" is not an address like 127.0.0.1:8001 ({e})"
+                        ))
+                        .field("--observe")
+                    })
+                })
+                .transpose()?;
             let listen = listen.parse().map_err(|e| {
                 InputError::msg(format!(
                     "\"{listen}\" is not an address like 127.0.0.1:8000 ({e})"
@@ -263,17 +279,19 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 .field("--listen")
             })?;
             let log = log_level(&log)?;
-            let config = servers::ServerConfig {
+            let mut config = servers::ServerConfig {
                 stateless,
                 json_response,
                 event_store,
                 ..Default::default()
             };
+            drive_settings(&mut config)?;
             crate::real::serve::serve(crate::real::serve::ServeOptions {
                 stack: server,
                 listen,
                 config,
                 log,
+                observe,
             })
         }
         Cmd::Drive {
@@ -310,6 +328,47 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             Ok(0)
         }
     }
+}
+
+/// The scenario's `[server]` settings that `drive --server-cmd` passes in
+/// `MCPSIM_*` variables (see `real::drive`): each one set adds to the flags.
+fn drive_settings(c: &mut servers::ServerConfig) -> Result<(), InputError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let on = |name: &str| var(name).is_some_and(|v| v == "1");
+    let seconds = |name: &str| -> Result<Option<std::time::Duration>, InputError> {
+        var(name)
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(std::time::Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        InputError::msg(format!("\"{v}\" is not a number of seconds")).field(name)
+                    })
+            })
+            .transpose()
+    };
+    c.stateless |= on("MCPSIM_STATELESS");
+    c.json_response |= on("MCPSIM_JSON_RESPONSE");
+    c.event_store |= on("MCPSIM_EVENT_STORE");
+    c.graceful_timeout = seconds("MCPSIM_GRACEFUL_TIMEOUT")?.or(c.graceful_timeout);
+    c.session_idle_timeout = seconds("MCPSIM_SESSION_IDLE_TIMEOUT")?.or(c.session_idle_timeout);
+    let list = |name: &str| -> Option<Vec<String>> {
+        std::env::var(name).ok().map(|v| {
+            v.split(',')
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
+    };
+    let (hosts, origins) = (list("MCPSIM_ALLOWED_HOSTS"), list("MCPSIM_ALLOWED_ORIGINS"));
+    if hosts.is_some() || origins.is_some() {
+        c.dns_rebinding = Some(servers::AllowList {
+            hosts: hosts.unwrap_or_default(),
+            origins: origins.unwrap_or_default(),
+        });
+    }
+    Ok(())
 }
 
 /// A `--log` level.

@@ -24,26 +24,25 @@ fn mcpsim(args: &[&str]) -> Output {
         .expect("run mcpsim")
 }
 
-/// `drive SCENARIO --seed N --json` against `serve --server STACK`, owned by drive.
-fn drive_owned(scenario: &str, seed: u64, stack: &str) -> (i32, Value) {
+/// `drive SCENARIO --seed N --json` against `serve --server STACK`, owned by
+/// drive; with `observe`, serve exposes its observations and drive reads them.
+fn drive_owned(scenario: &str, seed: u64, stack: &str, observe: bool) -> (i32, Value) {
     let port = free_port();
-    let cmd = format!(
+    let obs_port = free_port();
+    let mut cmd = format!(
         "{} serve --server {stack} --listen 127.0.0.1:{port} --log warn",
         env!("CARGO_BIN_EXE_mcpsim")
     );
     let seed = seed.to_string();
     let target = format!("http://127.0.0.1:{port}/mcp");
-    let out = mcpsim(&[
-        "drive",
-        scenario,
-        "--seed",
-        &seed,
-        "--target",
-        &target,
-        "--server-cmd",
-        &cmd,
-        "--json",
-    ]);
+    let observe_url = format!("http://127.0.0.1:{obs_port}/");
+    let mut args = vec!["drive", scenario, "--seed", &seed, "--target", &target];
+    if observe {
+        cmd.push_str(&format!(" --observe 127.0.0.1:{obs_port}"));
+        args.extend(["--observe", observe_url.as_str()]);
+    }
+    args.extend(["--server-cmd", cmd.as_str(), "--json"]);
+    let out = mcpsim(&args);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\n{}",
@@ -67,7 +66,7 @@ fn oracles(v: &Value, key: &str) -> Vec<String> {
 fn the_python_model_over_real_tcp_loses_progress_as_in_simulation() {
     // progress seed 0: a partition while the call reports progress; FastMCP
     // 1.20 sends progress on the GET stream, which this client never opened.
-    let (code, v) = drive_owned("progress", 0, "python-sdk-1.20");
+    let (code, v) = drive_owned("progress", 0, "python-sdk-1.20", false);
     assert_eq!(code, 1, "{v}");
     assert_eq!(oracles(&v, "failures"), ["lost-notification"], "{v}");
     // serve exposes no observations: the server side is not judged, and says so.
@@ -84,8 +83,37 @@ fn the_python_model_over_real_tcp_loses_progress_as_in_simulation() {
 }
 
 #[test]
+fn the_model_driven_over_real_tcp_fails_as_it_does_in_simulation() {
+    // The python-sdk model served on a real port, observed whole, under the
+    // missing-body schedule: the same failures, with the same signatures, as
+    // the simulated run of the same seed.
+    let (code, real) = drive_owned("missing-body", 1, "python-sdk-1.20", true);
+    assert_eq!(code, 1, "{real}");
+    assert_eq!(real["not_judged"].as_array().unwrap().len(), 0, "{real}");
+    let sim = mcpsim(&["run", "missing-body", "--seed", "1", "--json"]);
+    let sim: Value = serde_json::from_slice(&sim.stdout).unwrap();
+    let signatures = |v: &Value| -> Vec<String> {
+        let mut s: Vec<String> = v["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["signature"].as_str().unwrap().to_string())
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(signatures(&real), signatures(&sim), "{real}");
+    assert!(
+        signatures(&sim)
+            .iter()
+            .any(|s| s.starts_with("missing-final-body")),
+        "{sim}"
+    );
+}
+
+#[test]
 fn native_passes_the_missing_body_schedule() {
-    let (code, v) = drive_owned("missing-body", 1, "native");
+    let (code, v) = drive_owned("missing-body", 1, "native", false);
     assert_eq!(code, 0, "{v}");
     let faults: Vec<&str> = v["faults"]
         .as_array()
@@ -102,7 +130,7 @@ fn native_passes_the_missing_body_schedule() {
 
 #[test]
 fn a_server_drive_owns_is_shut_down_on_schedule() {
-    let (_, v) = drive_owned("shutdown-during-call", 0, "native");
+    let (_, v) = drive_owned("shutdown-during-call", 0, "native", false);
     assert_eq!(v["complete"], true, "{v}");
     assert!(
         v["faults"]

@@ -482,6 +482,16 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
     }
     // Observations are read from this run's start: take the start now that the
     // server is up, so that a slow-starting server does not eat the schedule.
+    // Sessions the server already holds belong to another run.
+    let older: Vec<String> = match &observe_at {
+        Some((addr, auth, path)) => observe::fetch(*addr, auth, path)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.session_ids())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let start = Instant::now();
     let epoch0 = epoch_at_log_start + (start - log.start()).as_secs_f64();
 
@@ -605,7 +615,7 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
                 (_, false) | (None, _) => true,
                 (Some((addr, auth, path)), true) => match observe::fetch(*addr, auth, path).await {
                     Ok(Some(doc)) => {
-                        let o = doc.observed(epoch0, 0);
+                        let o = doc.observed(epoch0, &older, 0);
                         let busy = o.calls.iter().any(|c| c.returned.is_none())
                             || o.probe.as_ref().is_some_and(|p| p.in_flight > 0);
                         *observed_now.borrow_mut() = Some(o);
@@ -663,7 +673,7 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
                     .and_then(|b| observe::Document::parse(&b).ok()),
             };
             match doc {
-                Some(d) => docs.push((inc, d.observed(epoch0, inc))),
+                Some(d) => docs.push((inc, d.observed(epoch0, &older, inc))),
                 None => {
                     unobserved = Some(format!(
                         "server incarnation {inc} left no observations ({})",
@@ -674,7 +684,7 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
         }
     } else if let Some((addr, auth, path)) = &observe_at {
         match observe::fetch(*addr, auth, path).await {
-            Ok(Some(d)) => docs.push((0, d.observed(epoch0, 0))),
+            Ok(Some(d)) => docs.push((0, d.observed(epoch0, &older, 0))),
             Ok(None) => {
                 unobserved = Some(format!("the target serves no observations at {path} (404)"))
             }

@@ -26,7 +26,12 @@
 //! ```
 //!
 //! Everything but `calls` may be left out; what is missing is reported as not
-//! observed, never guessed.
+//! observed, never guessed. Sessions that were already there when a drive
+//! began are another run's: `drive` notes their ids at its start and leaves
+//! them out (`created_at` is informational).
+//!
+//! `mcpsim serve --observe ADDR` serves this document for its own stack
+//! ([`document`]), so the model over real TCP can be driven and judged whole.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -133,7 +138,8 @@ pub struct WireProbe {
 pub struct WireSession {
     pub id: String,
     pub terminated: bool,
-    pub created_at: f64,
+    #[serde(default)]
+    pub created_at: Option<f64>,
 }
 
 /// A document turned into the simulator's types, on the driver's clock.
@@ -172,9 +178,18 @@ impl Document {
         serde_json::from_slice(text).map_err(|e| format!("not an observations document: {e}"))
     }
 
+    /// The ids of the sessions the server holds.
+    pub fn session_ids(&self) -> Vec<String> {
+        self.probe
+            .iter()
+            .flat_map(|p| p.sessions.iter().map(|s| s.id.clone()))
+            .collect()
+    }
+
     /// Times relative to `epoch0` (the driver's start, epoch seconds); only
-    /// what happened since then; records tagged with `incarnation`.
-    pub fn observed(self, epoch0: f64, incarnation: u32) -> Observed {
+    /// what happened since then, and not the sessions in `older`; records
+    /// tagged with `incarnation`.
+    pub fn observed(self, epoch0: f64, older: &[String], incarnation: u32) -> Observed {
         let t = |x: f64| Duration::from_secs_f64((x - epoch0).max(0.0));
         let calls = self
             .calls
@@ -227,8 +242,8 @@ impl Document {
             })
             .collect();
         let probe = self.probe.map(|p| {
-            let (mine, older): (Vec<_>, Vec<_>) =
-                p.sessions.into_iter().partition(|s| s.created_at >= epoch0);
+            let (older, mine): (Vec<_>, Vec<_>) =
+                p.sessions.into_iter().partition(|s| older.contains(&s.id));
             Probe {
                 in_flight: p.in_flight,
                 older_sessions: older.len(),
@@ -252,6 +267,63 @@ impl Document {
             server: self.server,
         }
     }
+}
+
+/// The document for a stack mcpsim runs itself (`serve --observe`): its
+/// tracking layer's records, its log at WARN and above (not mcpsim's own),
+/// and its probe. `epoch_start` is the epoch time of the records' zero.
+pub fn document(
+    server: &str,
+    layers: &Layers,
+    calls: &[CallRecord],
+    log: &[TraceLine],
+    probe: Option<&dyn crate::servers::StackProbe>,
+    epoch_start: f64,
+) -> serde_json::Value {
+    use serde_json::json;
+    let t = |d: Duration| epoch_start + d.as_secs_f64();
+    let calls: Vec<_> = calls
+        .iter()
+        .map(|c| {
+            json!({
+                "seq": c.seq,
+                "method": c.method,
+                "path": c.path,
+                "client": c.client,
+                "rpc": c.rpc,
+                "called_at": t(c.called_at),
+                "start": c.start.as_ref().map(|s| json!({
+                    "at": t(s.at), "status": s.status, "content_type": s.content_type,
+                })),
+                "partial_bodies": c.partial_bodies,
+                "final_body_at": c.final_body_at.map(t),
+                "disconnect_received_at": c.disconnect_received_at.map(t),
+                "returned": c.returned.as_ref().map(|r| json!({
+                    "at": t(r.at), "error": r.error, "host_saw_disconnect": r.host_saw_disconnect,
+                })),
+                "violations": c.violations.iter().map(|v| json!({"at": t(v.at), "what": v.what})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let log: Vec<_> = log
+        .iter()
+        .filter(|l| matches!(l.level.as_str(), "ERROR" | "WARN") && !l.target.starts_with("mcpsim"))
+        .map(|l| json!({"t": t(l.t), "level": l.level, "logger": l.target, "msg": l.msg}))
+        .collect();
+    let probe = probe.map(|p| {
+        json!({
+            "in_flight": p.in_flight(),
+            "sessions": p.sessions().iter().map(|s| json!({"id": s.id, "terminated": s.terminated})).collect::<Vec<_>>(),
+            "open_streams": p.open_streams().iter().map(|s| json!({"session": s.session, "stream": s.stream})).collect::<Vec<_>>(),
+        })
+    });
+    json!({
+        "server": server,
+        "layers": {"http_host": layers.http_host, "sse": layers.sse, "transport": layers.transport},
+        "calls": calls,
+        "log": log,
+        "probe": probe,
+    })
 }
 
 /// GET `path` from `addr`: the status and body.

@@ -5,19 +5,30 @@
 //! process's Ctrl-C / SIGTERM as its [`Signal::Terminate`] — so the python-sdk
 //! model shuts down as uvicorn does (stop accepting, let open responses
 //! finish), and a second Ctrl-C quits at once.
+//!
+//! With `--observe ADDR` it also serves, on that second address, what the
+//! simulator's oracles read of the stack — its tracking layer's records, its
+//! WARN+ log, its probe — as [`super::observe`]'s document, so `mcpsim drive`
+//! can judge the model over real TCP whole.
 
 use std::cell::Cell;
+use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
 
 use tracing::Level;
 
 use super::log::RealLog;
 use super::net::TcpListener;
+use crate::asgi::tracking::AsgiLog;
 use crate::error::{Error, InputError};
-use crate::servers::{self, Ids, ProbeSlot, ServerConfig, ServerEnv, Signal, Signals};
+use crate::servers::{self, Ids, Layers, ProbeSlot, ServerConfig, ServerEnv, Signal, Signals};
 
 /// What to serve, and where.
 #[derive(Debug, Clone)]
@@ -30,6 +41,8 @@ pub struct ServeOptions {
     pub config: ServerConfig,
     /// The most verbose log level printed on stderr.
     pub log: Level,
+    /// Where to serve the observations document (`None`: nowhere).
+    pub observe: Option<SocketAddr>,
 }
 
 /// Serve until the stack exits (after Ctrl-C or SIGTERM). Prints
@@ -47,8 +60,14 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
-    let log = RealLog::new(opts.log, "server");
-    let _guard = tracing::subscriber::set_default(log);
+    // Observed, the log keeps WARN and above whatever is printed.
+    let log = match opts.observe {
+        None => RealLog::new(opts.log, "server"),
+        Some(_) => RealLog::new(opts.log.max(Level::WARN), "server")
+            .keep()
+            .echo(Some(opts.log)),
+    };
+    let _guard = tracing::subscriber::set_default(log.clone());
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -61,14 +80,39 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
             .map_err(|e| Error::Internal(format!("local address: {e}")))?;
         let signals = Signals::default();
         tokio::task::spawn_local(forward_signals(signals.clone()));
-        let start = Instant::now();
+        let start = log.start();
+        let asgi_log = AsgiLog::default();
+        let probe = ProbeSlot::default();
+        let mut observed = None;
+        if let Some(at) = opts.observe {
+            let observer = Rc::new(Observer {
+                server: format!(
+                    "mcpsim serve --server {} (the model, on real TCP)",
+                    stack.name()
+                ),
+                layers: stack.layers(),
+                asgi_log: asgi_log.clone(),
+                probe: probe.clone(),
+                log: log.clone(),
+                epoch_start: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0)
+                    - start.elapsed().as_secs_f64(),
+            });
+            let l = tokio::net::TcpListener::bind(at).await.map_err(|e| {
+                InputError::msg(format!("cannot listen on {at}: {e}")).field("--observe")
+            })?;
+            tokio::task::spawn_local(serve_observations(l, observer.clone()));
+            observed = Some(observer);
+        }
         let env = ServerEnv {
             listener: Box::new(TcpListener(listener)),
             ids: Ids::Os,
             signals,
-            asgi_log: Default::default(),
+            asgi_log,
             clock: Rc::new(move || start.elapsed()),
-            probe: ProbeSlot::default(),
+            probe,
             incarnation: 0,
             listening: Rc::new(Cell::new(false)),
             config: opts.config,
@@ -80,8 +124,61 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
         let _ = std::io::stdout().flush();
         stack.run(env).await;
         tracing::info!(target: "mcpsim::serve", "server process exited");
+        // Under `drive --server-cmd`, what this process saw outlives it.
+        if let (Some(o), Some(path)) = (observed, std::env::var_os("MCPSIM_OBSERVATIONS_FILE")) {
+            if let Err(e) = std::fs::write(&path, o.document()) {
+                tracing::warn!(target: "mcpsim::serve", "cannot write observations: {e}");
+            }
+        }
         Ok(0)
     })
+}
+
+/// What `--observe` reads from.
+struct Observer {
+    server: String,
+    layers: Layers,
+    asgi_log: AsgiLog,
+    probe: ProbeSlot,
+    log: RealLog,
+    /// Epoch seconds at the records' zero.
+    epoch_start: f64,
+}
+
+impl Observer {
+    fn document(&self) -> String {
+        let probe = self.probe.get();
+        super::observe::document(
+            &self.server,
+            &self.layers,
+            &self.asgi_log.records(),
+            &self.log.lines(),
+            probe.as_deref(),
+            self.epoch_start,
+        )
+        .to_string()
+    }
+}
+
+/// Answer every request on `listener` with the observations document.
+async fn serve_observations(listener: tokio::net::TcpListener, observer: Rc<Observer>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let observer = observer.clone();
+        let svc = hyper::service::service_fn(move |_req| {
+            let body = observer.document();
+            async move {
+                let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+                resp.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        tokio::task::spawn_local(
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc),
+        );
+    }
 }
 
 /// The first Ctrl-C or SIGTERM asks the server to shut down gracefully; the
