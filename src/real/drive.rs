@@ -23,7 +23,7 @@
 //! A real run is not deterministic — the server's own timing is real — so
 //! the report says what happened this time, nothing more.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -569,7 +569,6 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
     let mut quiet_since: Option<Duration> = None;
     let mut idle_since: Option<Duration> = None;
     let mut last_poll: Option<Duration> = None;
-    let observed_now: RefCell<Option<Observed>> = RefCell::new(None);
     let end = loop {
         let now = start.elapsed();
         while next < schedule.len() && schedule[next].at <= now {
@@ -618,7 +617,6 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
                         let o = doc.observed(epoch0, &older, 0);
                         let busy = o.calls.iter().any(|c| c.returned.is_none())
                             || o.probe.as_ref().is_some_and(|p| p.in_flight > 0);
-                        *observed_now.borrow_mut() = Some(o);
                         !busy
                     }
                     _ => true,
