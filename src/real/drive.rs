@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -379,15 +379,6 @@ async fn wait_listening(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
-/// The wall clock, as epoch seconds: a real run's records (the driver's and
-/// every server process's) meet on it. Never read inside a simulation.
-fn epoch_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Can this machine send from 127.0.0.2 (Linux can; macOS, by default, not)?
 fn own_loopback_addresses() -> bool {
     std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).is_ok()
@@ -419,7 +410,7 @@ pub fn drive(opts: DriveOptions) -> Result<DriveOutcome, Error> {
 
 async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
     // The log's start and the wall clock, read together.
-    let epoch_at_log_start = epoch_now() - log.start().elapsed().as_secs_f64();
+    let epoch_at_log_start = observe::epoch_now() - log.start().elapsed().as_secs_f64();
     let realised = opts
         .scenario
         .realise(opts.seed)

@@ -45,6 +45,16 @@ use crate::asgi::tracking::{CallRecord, Returned, StartRecord, Violation};
 use crate::servers::{Layers, OpenStream, SessionInfo};
 use crate::sim::trace::TraceLine;
 
+/// The wall clock, as epoch seconds: the document's time base, on which a
+/// real run's records (the driver's and every server process's) meet. Read
+/// only on real-network paths, never inside a simulation.
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// The path a target serves its observations on, next to its MCP endpoint.
 pub const OBSERVATIONS_PATH: &str = "/__mcpsim/observations";
 

@@ -16,7 +16,6 @@ use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -94,11 +93,7 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
                 asgi_log: asgi_log.clone(),
                 probe: probe.clone(),
                 log: log.clone(),
-                epoch_start: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0)
-                    - start.elapsed().as_secs_f64(),
+                epoch_start: super::observe::epoch_now() - start.elapsed().as_secs_f64(),
             });
             let l = tokio::net::TcpListener::bind(at).await.map_err(|e| {
                 InputError::msg(format!("cannot listen on {at}: {e}")).field("--observe")
