@@ -262,22 +262,8 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             log,
             observe,
         } => {
-            let observe = observe
-                .map(|o| {
-                    o.parse().map_err(|e| {
-                        InputError::msg(format!(
-                            "\"{o}\" is not an address like 127.0.0.1:8001 ({e})"
-                        ))
-                        .field("--observe")
-                    })
-                })
-                .transpose()?;
-            let listen = listen.parse().map_err(|e| {
-                InputError::msg(format!(
-                    "\"{listen}\" is not an address like 127.0.0.1:8000 ({e})"
-                ))
-                .field("--listen")
-            })?;
+            let observe = observe.map(|o| socket_addr(&o, "--observe")).transpose()?;
+            let listen = socket_addr(&listen, "--listen")?;
             let log = log_level(&log)?;
             let mut config = servers::ServerConfig {
                 stateless,
@@ -369,6 +355,16 @@ fn drive_settings(c: &mut servers::ServerConfig) -> Result<(), InputError> {
         });
     }
     Ok(())
+}
+
+/// An address flag (`--listen`, `--observe`).
+fn socket_addr(s: &str, flag: &str) -> Result<std::net::SocketAddr, InputError> {
+    s.parse().map_err(|e| {
+        InputError::msg(format!(
+            "\"{s}\" is not an address like 127.0.0.1:8000 ({e})"
+        ))
+        .field(flag)
+    })
 }
 
 /// A `--log` level.
