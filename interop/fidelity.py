@@ -1,22 +1,30 @@
-"""The model of python-sdk 1.20 against the real python-sdk 1.20.0 stack,
-scenario by scenario and seed by seed.
+"""A model of python-sdk against the real stack of its release, scenario by
+scenario and seed by seed.
 
 For each catalogue scenario and seed: the model's verdict comes from
-`mcpsim run SCENARIO --seed N --server python-sdk-1.20 --json`; the real one
-from `mcpsim drive SCENARIO --seed N --server-cmd "<venv python>
-interop/real_server.py --port P"`, which starts a fresh real server for the
-run, passes it the scenario's [server] settings, replays the schedule through
-its fault proxy (server faults as SIGTERM/SIGKILL/restart) and judges what
-the real stack did with the same oracles. A verdict is the set of oracles
-that failed; the two agree when the sets are equal.
+`mcpsim run SCENARIO --seed N --server STACK --json`; the real one from
+`mcpsim drive SCENARIO --seed N --server-cmd "<venv python> SERVER --port P
+[--patch FILE]"`, which starts a fresh real server for the run, passes it the
+scenario's [server] settings, replays the schedule through its fault proxy
+(server faults as SIGTERM/SIGKILL/restart) and judges what the real stack did
+with the same oracles. A verdict is the set of oracles that failed; the two
+agree when the sets are equal.
 
-    python3 interop/fidelity.py --python PY [--seeds 0..2] [--time-scale 2] [--out DIR] [SCENARIO ...]
+    python3 interop/fidelity.py --python PY --release 1.20|2.3 [--fixed]
+        [--seeds 0..2] [--time-scale 2] [--out DIR] [SCENARIO ...]
+
+`--release 1.20` compares `python-sdk-1.20` with interop/real_server.py (mcp
+1.20.0), `--release 2.3` compares `python-sdk-2.3` with
+interop/real_server_2.py (mcp 2.3.0). `--fixed` compares the release's
+`+fixed` model with its real stack under interop/patches/ (the same change as
+a patch to the real package, applied when the server starts).
 
 Writes DIR/results.json (every run, with both signatures sets) and
 DIR/table.md. A real run has real timing: a disagreement not explained in
-interop/fidelity_explained.json is run once more, and the table keeps both
-outcomes. Exits 1 if a run could not be made (mcpsim failed, the server did
-not start) or if a disagreement stays unexplained on the second run.
+interop/fidelity_explained.json (per release) is run once more, and the table
+keeps both outcomes. Exits 1 if a run could not be made (mcpsim failed, the
+server did not start) or if a disagreement stays unexplained on the second
+run.
 """
 
 from __future__ import annotations
@@ -30,7 +38,23 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MCPSIM = ROOT / "target" / "release" / "mcpsim"
-STACK = "python-sdk-1.20"
+
+# What each release is compared with: the model's stack, the real server, and
+# what the real stack is, in words.
+RELEASES = {
+    "1.20": {
+        "stack": "python-sdk-1.20",
+        "server": ROOT / "interop" / "real_server.py",
+        "real": "mcp 1.20.0 on uvicorn 0.38.0",
+        "patches": [],
+    },
+    "2.3": {
+        "stack": "python-sdk-2.3",
+        "server": ROOT / "interop" / "real_server_2.py",
+        "real": "mcp 2.3.0 on uvicorn 0.54.0",
+        "patches": [ROOT / "interop" / "patches" / "sse-starlette-final-body.patch"],
+    },
+}
 
 
 def free_port() -> int:
@@ -60,18 +84,21 @@ def mcpsim(args: list[str], timeout: int) -> tuple[int, dict | None, str]:
         return p.returncode, None, p.stderr.strip() or p.stdout.strip()
 
 
-def one(path: pathlib.Path, seed: int, python: str, scale: str) -> dict:
+def one(path: pathlib.Path, seed: int, python: str, scale: str, target: dict) -> dict:
     rel = str(path.relative_to(ROOT))
     row: dict = {"scenario": path.stem, "file": rel, "seed": seed}
     code, model, err = mcpsim(
-        ["run", rel, "--seed", str(seed), "--server", STACK, "--time-scale", scale, "--json"], 120
+        ["run", rel, "--seed", str(seed), "--server", target["stack"], "--time-scale", scale, "--json"],
+        120,
     )
     if model is None or code not in (0, 1):
         row["error"] = f"mcpsim run exited {code}: {err}"
         return row
     row["model"], row["model_signatures"] = verdict(model)
     port = free_port()
-    cmd = f"{python} {ROOT / 'interop' / 'real_server.py'} --port {port}"
+    cmd = f"{python} {target['server']} --port {port}"
+    for patch in target["patches"]:
+        cmd += f" --patch {patch}"
     drive = [
         "drive", rel, "--seed", str(seed),
         "--target", f"http://127.0.0.1:{port}/mcp",
@@ -96,13 +123,26 @@ def is_explained(r: dict, explained: dict) -> bool:
     return f"{r['scenario']}/{r['seed']}" in explained or r["scenario"] in explained
 
 
+def explanations(release: str, fixed: bool) -> dict:
+    """The explained disagreements of one comparison: the file's entry for
+    the release (`"2.3"`), or for its fixed variant (`"2.3+fixed"`), which
+    also inherits the release's own."""
+    path = ROOT / "interop" / "fidelity_explained.json"
+    every = json.loads(path.read_text()) if path.exists() else {}
+    mine = dict(every.get(release, {}))
+    if fixed:
+        mine.update(every.get(f"{release}+fixed", {}))
+    return mine
+
+
 def cell(oracles: list[str]) -> str:
     return ", ".join(oracles) if oracles else "pass"
 
 
-def table(rows: list[dict], explained: dict) -> str:
+def table(rows: list[dict], explained: dict, target: dict) -> str:
+    real = target["real"] + (" + " + ", ".join(p.name for p in target["patches"]) if target["patches"] else "")
     out = [
-        "| scenario | seed | model (python-sdk-1.20) | real (mcp 1.20.0 on uvicorn) | agree |",
+        f"| scenario | seed | model ({target['stack']}) | real ({real}) | agree |",
         "|---|---|---|---|---|",
     ]
     for r in rows:
@@ -129,6 +169,12 @@ def table(rows: list[dict], explained: dict) -> str:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--python", required=True, help="the venv's python, with the pinned real stack")
+    p.add_argument("--release", choices=sorted(RELEASES), default="1.20")
+    p.add_argument(
+        "--fixed",
+        action="store_true",
+        help="the release's +fixed model against its real stack with the patch applied",
+    )
     p.add_argument("--seeds", default="0..2", help="A..B, end excluded")
     p.add_argument(
         "--time-scale",
@@ -144,20 +190,27 @@ def main() -> int:
     paths = catalogue()
     if a.scenarios:
         paths = [x for x in paths if x.stem in a.scenarios]
-    explained_file = ROOT / "interop" / "fidelity_explained.json"
-    explained = json.loads(explained_file.read_text()) if explained_file.exists() else {}
+    target = dict(RELEASES[a.release])
+    if a.fixed:
+        if not target["patches"]:
+            print(f"no patch for {a.release}: --fixed compares a patched real stack", file=sys.stderr)
+            return 2
+        target["stack"] += "+fixed"
+    else:
+        target["patches"] = []
+    explained = explanations(a.release, a.fixed)
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     status = 0
     for path in paths:
         for seed in seeds:
-            r = one(path, seed, a.python, a.time_scale)
+            r = one(path, seed, a.python, a.time_scale, target)
             if "error" not in r and not r["agree"] and not is_explained(r, explained):
                 # A real run has real timing: an unexplained disagreement is run
                 # once more, and both outcomes are kept.
                 first = r
-                r = one(path, seed, a.python, a.time_scale)
+                r = one(path, seed, a.python, a.time_scale, target)
                 r["first_real"] = first.get("real")
             rows.append(r)
             if "error" in r:
@@ -177,7 +230,7 @@ def main() -> int:
                 print(f"  unexplained; replay: {r['command']}", flush=True)
                 status = 1
     (out / "results.json").write_text(json.dumps(rows, indent=1))
-    (out / "table.md").write_text(table(rows, explained))
+    (out / "table.md").write_text(table(rows, explained, target))
     print(f"table: {out / 'table.md'}")
     return status
 

@@ -1,15 +1,51 @@
 #!/usr/bin/env bash
-# The python-sdk-1.20 model against the real stack it models (mcp 1.20.0, sse-starlette 3.0.3,
-# uvicorn 0.38.0 and the rest pinned in interop/requirements.txt), scenario by scenario:
-# `mcpsim run` gives the model's verdict, `mcpsim drive --server-cmd interop/real_server.py`
-# the real one. Writes target/interop/fidelity/{table.md,results.json}.
+# Each python-sdk model against the real stack it models, scenario by scenario:
+# `mcpsim run` gives the model's verdict, `mcpsim drive --server-cmd <real server>` the real one.
 #
-#   bash interop/fidelity.sh [--seeds A..B] [--time-scale K] [SCENARIO ...]
+#   bash interop/fidelity.sh [--release 1.20|2.3|all] [--fixed] [--seeds A..B] [--time-scale K] [SCENARIO ...]
 #
+#   --release 1.20   python-sdk-1.20 vs mcp 1.20.0 (interop/real_server.py, interop/requirements.txt)
+#   --release 2.3    python-sdk-2.3 vs mcp 2.3.0 (interop/real_server_2.py, interop/requirements-2.3.txt)
+#   --release all    both (the default)
+#   --fixed          also python-sdk-2.3+fixed vs mcp 2.3.0 with interop/patches/ applied, then
+#                    interop/fix_check.py: where the unpatched real stack shows missing-final-body,
+#                    the patched one must not, and nothing else may get worse that the model did
+#                    not predict
+#
+# Writes target/interop/fidelity-<release>/{table.md,results.json} (fidelity-2.3+fixed for --fixed).
 # Fails on a run that could not be made, or on a disagreement not explained in
 # interop/fidelity_explained.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. interop/venv.sh
+releases="1.20 2.3"
+fixed=0
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --release)
+      [ $# -ge 2 ] || { echo "fidelity.sh: --release needs 1.20, 2.3 or all" >&2; exit 2; }
+      case "$2" in
+        1.20|2.3) releases="$2" ;;
+        all) releases="1.20 2.3" ;;
+        *) echo "fidelity.sh: --release $2: use 1.20, 2.3 or all" >&2; exit 2 ;;
+      esac
+      shift 2 ;;
+    --fixed) fixed=1; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
 cargo build --release -q
-exec python3 interop/fidelity.py --python "$venv/bin/python" "$@"
+status=0
+for r in $releases; do
+  MCPSIM_RELEASE=$r . interop/venv.sh
+  echo "== fidelity, release $r"
+  python3 interop/fidelity.py --python "$venv/bin/python" --release "$r" \
+    --out "target/interop/fidelity-$r" ${args[@]+"${args[@]}"} || status=1
+  if [ "$fixed" = 1 ] && [ "$r" = 2.3 ]; then
+    echo "== fidelity, release $r +fixed (the real stack patched with interop/patches/)"
+    python3 interop/fidelity.py --python "$venv/bin/python" --release "$r" --fixed \
+      --out "target/interop/fidelity-$r+fixed" ${args[@]+"${args[@]}"} || status=1
+    python3 interop/fix_check.py "target/interop/fidelity-$r" "target/interop/fidelity-$r+fixed" || status=1
+  fi
+done
+exit $status

@@ -282,7 +282,7 @@ impl Scenario {
                 duration: Duration::from_secs(10),
                 tick: Duration::from_millis(1),
                 hang_after: crate::scenario::DEFAULT_HANG_AFTER,
-                stack: servers::python_sdk::Variant::AsReleased.name().into(),
+                stack: servers::python_sdk::DEFAULT_STACK.into(),
                 server: ServerConfig::default(),
                 clients: Vec::new(),
                 latency: Latency {

@@ -14,6 +14,28 @@ pub const PY_LATEST_PROTOCOL_VERSION: &str = "2025-06-18";
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 3] = ["2024-11-05", "2025-03-26", "2025-06-18"];
 /// What a server assumes when the header is absent.
 pub const DEFAULT_NEGOTIATED_VERSION: &str = "2025-03-26";
+/// Versions python-sdk 2.3.0 negotiates through `initialize`
+/// (`mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS`); its newest,
+/// `LATEST_HANDSHAKE_VERSION`, is what it offers back otherwise.
+pub const HANDSHAKE_PROTOCOL_VERSIONS: [&str; 4] =
+    ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// Every released protocol revision, oldest first
+/// (`mcp_types.version.KNOWN_PROTOCOL_VERSIONS`).
+pub const KNOWN_PROTOCOL_VERSIONS: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+
+/// `is_version_at_least(version, minimum)`: an unknown `version` is never
+/// new enough.
+pub fn is_version_at_least(version: &str, minimum: &str) -> bool {
+    let at = |v: &str| KNOWN_PROTOCOL_VERSIONS.iter().position(|k| *k == v);
+    matches!((at(version), at(minimum)), (Some(v), Some(m)) if v >= m)
+}
 
 /// JSON-RPC error codes used by the model.
 pub mod codes {

@@ -712,6 +712,12 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
             p.older_sessions
         ));
     }
+    if let Some(t) = probe.as_ref().and_then(|p| p.session_idle_timeout) {
+        notes.push(format!(
+            "the server reaps a session idle for {} (leak judges by the expiry it reports)",
+            crate::time::fmt_duration(t)
+        ));
+    }
     let mut not_judged: Vec<(&'static str, String)> = Vec::new();
     if let Some(why) = &unobserved {
         notes.push(format!("server observations: {why}"));

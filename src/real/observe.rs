@@ -20,7 +20,9 @@
 //!              "violations": []}],
 //!   "log": [{"t": 1764000001.3, "level": "ERROR", "logger": "mcp.server.streamable_http",
 //!            "msg": "Error in message router"}],
-//!   "probe": {"in_flight": 0, "sessions": [{"id": "…", "terminated": false, "created_at": 1764000000.1}],
+//!   "probe": {"in_flight": 0, "session_idle_timeout": 1800.0,
+//!             "sessions": [{"id": "…", "terminated": false, "created_at": 1764000000.1,
+//!                           "expires_at": 1764001800.4}],
 //!             "open_streams": [{"session": "…", "stream": "0"}]}
 //! }
 //! ```
@@ -29,6 +31,17 @@
 //! observed, never guessed. Sessions that were already there when a drive
 //! began are another run's: `drive` notes their ids at its start and leaves
 //! them out (`created_at` is informational).
+//!
+//! **Expiry.** A server that reaps idle sessions says when: a session's
+//! `expires_at` is the epoch time at which the server will drop it if nothing
+//! else arrives, `null` (or absent) when it will not — it has no idle timeout
+//! (mcp 1.20), or a request or GET stream holds the session open now (mcp 2.3
+//! suspends its countdown while any is in flight). `leak` then judges a real
+//! session by the simulator's rule: one the server will reap is no leak,
+//! unless its time has passed and it is still held. `session_idle_timeout`
+//! (seconds, or `null` for none) is informational, for the report.
+//! `interop/real_server_2.py` reads both off mcp 2.3's transports (the idle
+//! scope's deadline); `interop/real_server.py` reports `null` for 1.20.
 //!
 //! `mcpsim serve --observe ADDR` serves this document for its own stack
 //! ([`document`]), so the model over real TCP can be driven and judged whole.
@@ -140,6 +153,9 @@ pub struct WireProbe {
     pub in_flight: usize,
     pub sessions: Vec<WireSession>,
     pub open_streams: Vec<OpenStream>,
+    /// Seconds a session may idle before the server reaps it (`None`: never).
+    #[serde(default)]
+    pub session_idle_timeout: Option<f64>,
 }
 
 /// A session the server holds.
@@ -150,6 +166,10 @@ pub struct WireSession {
     pub terminated: bool,
     #[serde(default)]
     pub created_at: Option<f64>,
+    /// When the server will reap it if nothing arrives (epoch seconds;
+    /// `None`: it will not).
+    #[serde(default)]
+    pub expires_at: Option<f64>,
 }
 
 /// A document turned into the simulator's types, on the driver's clock.
@@ -180,6 +200,8 @@ pub struct Probe {
     pub older_sessions: usize,
     /// Request streams still registered.
     pub open_streams: Vec<OpenStream>,
+    /// The server's idle timeout, if it named one.
+    pub session_idle_timeout: Option<Duration>,
 }
 
 impl Document {
@@ -262,10 +284,16 @@ impl Document {
                     .map(|s| SessionInfo {
                         id: s.id,
                         terminated: s.terminated,
-                        expires_at: None,
+                        // On the driver's clock, as the oracles compare it
+                        // with the run's end.
+                        expires_at: s.expires_at.map(t),
                     })
                     .collect(),
                 open_streams: p.open_streams,
+                session_idle_timeout: p
+                    .session_idle_timeout
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64),
             }
         });
         Observed {
@@ -323,7 +351,7 @@ pub fn document(
     let probe = probe.map(|p| {
         json!({
             "in_flight": p.in_flight(),
-            "sessions": p.sessions().iter().map(|s| json!({"id": s.id, "terminated": s.terminated})).collect::<Vec<_>>(),
+            "sessions": p.sessions().iter().map(|s| json!({"id": s.id, "terminated": s.terminated, "expires_at": s.expires_at.map(t)})).collect::<Vec<_>>(),
             "open_streams": p.open_streams().iter().map(|s| json!({"session": s.session, "stream": s.stream})).collect::<Vec<_>>(),
         })
     });

@@ -120,7 +120,7 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
         None => crate::scenario::DEFAULT_HANG_AFTER,
     };
 
-    let mut stack = servers::python_sdk::Variant::AsReleased.name().to_string();
+    let mut stack = servers::python_sdk::DEFAULT_STACK.to_string();
     let mut server = ServerConfig::default();
     if let Some(s) = &raw.server {
         if let Some(st) = &s.stack {

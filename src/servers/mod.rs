@@ -92,11 +92,12 @@ pub struct ServerConfig {
     /// uvicorn's `timeout_graceful_shutdown` (`None`: wait forever).
     pub graceful_timeout: Option<Duration>,
     /// Reap a session not heard from for this long (`None`: the stack's
-    /// default — the native server's 2 minutes; python-sdk 1.20 never reaps).
+    /// default — the native server's 2 minutes, python-sdk 2.3's 30 minutes;
+    /// python-sdk 1.20 never reaps).
     pub session_idle_timeout: Option<Duration>,
     /// DNS-rebinding protection: allowed `Host` and `Origin` values (`None`:
-    /// the stack's default — off in python-sdk 1.20; same host or loopback
-    /// Origins only in the native server).
+    /// the stack's default — off in python-sdk 1.20, loopback only in 2.3;
+    /// same host or loopback Origins only in the native server).
     pub dns_rebinding: Option<AllowList>,
 }
 
@@ -222,9 +223,9 @@ pub trait ServerStack {
 
 /// Every stack mcpsim knows, by name.
 pub fn stacks() -> Vec<Box<dyn ServerStack>> {
-    let mut all: Vec<Box<dyn ServerStack>> = python_sdk::Variant::ALL
+    let mut all: Vec<Box<dyn ServerStack>> = python_sdk::Model::ALL
         .iter()
-        .map(|v| Box::new(python_sdk::PythonSdk::new(*v)) as Box<dyn ServerStack>)
+        .map(|m| Box::new(python_sdk::PythonSdk::new(*m)) as Box<dyn ServerStack>)
         .collect();
     all.push(Box::new(native::NativeStack));
     all

@@ -9,6 +9,11 @@
 //! stream, returning the stream id. An unknown id logs a warning and replays
 //! nothing. Neither method awaits anything but the replay callback, so storing
 //! is never a checkpoint.
+//!
+//! mcp 2.3 also stores priming events (`store_event(stream_id, None)`: the
+//! interface's `message: JSONRPCMessage | None`); they take a place in the
+//! stream's 100 like any event, and a replay skips them — the store is the
+//! application's (`interop/real_server_2.py` has the same one).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -24,7 +29,8 @@ use crate::mcp::Message;
 struct Entry {
     event_id: String,
     stream_id: String,
-    message: Message,
+    /// `None`: a priming event.
+    message: Option<Message>,
 }
 
 /// `InMemoryEventStore(max_events_per_stream=100)`.
@@ -68,13 +74,13 @@ impl InMemoryEventStore {
         }
     }
 
-    /// `await store_event(stream_id, message)`.
-    pub fn store_event(&self, stream_id: &str, message: &Message) -> String {
+    /// `await store_event(stream_id, message)` (`None`: a priming event).
+    pub fn store_event(&self, stream_id: &str, message: Option<&Message>) -> String {
         let event_id = uuid4(&self.ids);
         let entry = Entry {
             event_id: event_id.clone(),
             stream_id: stream_id.to_string(),
-            message: message.clone(),
+            message: message.cloned(),
         };
         let mut streams = self.streams.borrow_mut();
         let mut q = streams.get(stream_id).unwrap_or_default();
@@ -112,10 +118,13 @@ impl InMemoryEventStore {
         let mut out = Vec::new();
         for e in q {
             if found {
-                out.push(EventMessage {
-                    message: e.message.clone(),
-                    event_id: Some(e.event_id.clone()),
-                });
+                // Priming events have nothing to replay.
+                if let Some(message) = &e.message {
+                    out.push(EventMessage {
+                        message: message.clone(),
+                        event_id: Some(e.event_id.clone()),
+                    });
+                }
             } else if e.event_id == last_event_id {
                 found = true;
             }

@@ -1,5 +1,9 @@
-//! The python-sdk 1.20 stack, modelled layer by layer after the released code:
-//! mcp 1.20.0 on uvicorn 0.38.0, sse-starlette 3.0.3 and anyio 4.
+//! The python-sdk stack, modelled layer by layer after the released code, in
+//! two releases: mcp 2.3.0 on uvicorn 0.54.0, sse-starlette 3.7.0 and anyio
+//! 4.16 (today's), and mcp 1.20.0 on uvicorn 0.38.0, sse-starlette 3.0.3 and
+//! anyio 4 (the seed's). What 2.3 changes is listed in one place,
+//! [`release`]; the layer that differs asks its release at the line that
+//! differs.
 //!
 //! ```text
 //!  hyper HTTP/1.1 (real framing over the connection it is given)
@@ -7,17 +11,21 @@
 //!      └ tracking    crate::asgi::tracking (the harness's eyes; a tower Layer)
 //!         └ Starlette starlette.rs  error middleware, route /mcp, Request/Response
 //!            └ session_manager.rs   sessions by id, uuid4 ids from the process's id source
-//!               └ transport.rs      POST → request stream, sse_writer, router
+//!               └ transport/        POST → request stream, SSE writer, router; GET; DELETE
 //!                  ├ sse_starlette.rs  EventSourceResponse's task group
-//!                  └ session.rs        ServerSession + Server.run → tools.rs
+//!                  └ session.rs (1.20: ServerSession + Server.run) or
+//!                    dispatcher.rs (2.3: JSONRPCDispatcher + ServerRunner) → tools.rs
 //! ```
 //!
-//! All of it runs on [`anyio`], the model of Python's async semantics. The
-//! variants ([`Variant`]) change one named thing each.
+//! All of it runs on [`anyio`], the model of Python's async semantics. A
+//! stack is a [`Model`]: a [`Release`] in a [`Variant`], each variant one
+//! named change.
 
 pub mod anyio;
+mod dispatcher;
 mod event_store;
 mod pydict;
+pub mod release;
 mod session;
 mod session_manager;
 mod sse_starlette;
@@ -31,7 +39,8 @@ use std::borrow::Cow;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-pub use variant::Variant;
+pub use release::Release;
+pub use variant::{Model, Variant};
 
 use anyio::{Cx, Exc};
 use session_manager::{ManagerLifespan, SessionManager};
@@ -42,25 +51,29 @@ use crate::asgi::tracking::TrackingLayer;
 use crate::asgi::{AsgiCall, AsgiFuture, LocalBoxFuture, Outgoing};
 use crate::servers::{Layers, OpenStream, ServerEnv, ServerStack, SessionInfo, StackProbe};
 
-/// The python-sdk 1.20 stack in one of its variants.
+/// The stack a scenario runs on when it names none: the seed's release, which
+/// the catalogue was written against (every file names its stack anyway).
+pub const DEFAULT_STACK: &str = "python-sdk-1.20";
+
+/// The python-sdk stack: one release in one of its variants.
 pub struct PythonSdk {
-    variant: Variant,
+    model: Model,
 }
 
 impl PythonSdk {
-    /// The stack for `variant`.
-    pub fn new(variant: Variant) -> Self {
-        Self { variant }
+    /// The stack for `model`.
+    pub fn new(model: Model) -> Self {
+        Self { model }
     }
 }
 
 impl ServerStack for PythonSdk {
     fn name(&self) -> &'static str {
-        self.variant.name()
+        self.model.name()
     }
 
     fn about(&self) -> &'static str {
-        self.variant.about()
+        self.model.about()
     }
 
     fn layers(&self) -> Layers {
@@ -72,20 +85,26 @@ impl ServerStack for PythonSdk {
     }
 
     fn run(&self, env: ServerEnv) -> LocalBoxFuture<'static, ()> {
-        let variant = self.variant;
+        let model = self.model;
         Box::pin(async move {
             // The process: everything it spawns lives in this local set and
             // dies with it when the process exits, closing its sockets.
             let process = tokio::task::LocalSet::new();
-            process.run_until(process_main(variant, env)).await;
+            process.run_until(process_main(model, env)).await;
         })
     }
 }
 
-async fn process_main(variant: Variant, env: ServerEnv) {
+async fn process_main(model: Model, env: ServerEnv) {
     // sse_starlette's module state: per process.
-    let app_status = Rc::new(AppStatus::default());
-    let manager = SessionManager::new(env.config.clone(), variant, app_status.clone(), env.ids);
+    let app_status = Rc::new(AppStatus::new(model.release));
+    let manager = SessionManager::new(
+        env.config.clone(),
+        model,
+        app_status.clone(),
+        env.ids,
+        env.clock.clone(),
+    );
     env.probe.set(Rc::new(Probe(manager.clone())));
     let app = tower::ServiceBuilder::new()
         .layer(TrackingLayer::new(env.asgi_log, env.clock, env.incarnation))
@@ -199,14 +218,16 @@ impl StackProbe for Probe {
 
     fn sessions(&self) -> Vec<SessionInfo> {
         // 1.20 never reaps a session: only a crash of its server task removes
-        // it, and a terminated one stays registered.
+        // it, and a terminated one stays registered. 2.3 reaps one when its
+        // idle scope's deadline passes; while a request is in flight the
+        // deadline is infinite, and so is the session's life.
         self.0
             .instances()
             .into_iter()
             .map(|(id, t)| SessionInfo {
                 id,
                 terminated: t.is_terminated(),
-                expires_at: None,
+                expires_at: t.idle_deadline(),
             })
             .collect()
     }

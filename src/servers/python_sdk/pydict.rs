@@ -48,6 +48,11 @@ impl<V: Clone> PyDict<V> {
         self.entries.iter().map(|(k, _)| k.clone()).collect()
     }
 
+    /// `len(d)`.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// `d.clear()`.
     pub fn clear(&mut self) {
         self.entries.clear();

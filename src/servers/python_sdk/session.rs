@@ -19,8 +19,9 @@ use super::anyio::{
     CancelScope, Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
 };
 use super::pydict::PyDict;
-use super::tools;
+use super::tools::{self, ToolContext, ToolSession};
 use super::transport::{ReadItem, SessionMessage};
+use crate::asgi::LocalBoxFuture;
 use crate::mcp::{self, Message, codes, id_key};
 
 /// mcp's `CONNECTION_CLOSED` error code.
@@ -95,14 +96,45 @@ pub struct ServerSession {
     response_streams: RefCell<PyDict<Rc<MemorySend<Message>>>>,
 }
 
-/// What a tool sees of its request (FastMCP's `Context`).
-pub struct ToolContext {
-    /// The session.
-    pub session: Rc<ServerSession>,
-    /// The request's id.
-    pub request_id: Value,
-    /// `params._meta.progressToken`, if the client asked for progress.
-    pub progress_token: Option<Value>,
+/// What a tool's `ctx` reaches in 1.20: the session, the request's id and its
+/// progress token.
+struct ToolCtx {
+    session: Rc<ServerSession>,
+    request_id: Value,
+    progress_token: Option<Value>,
+}
+
+impl ToolSession for ToolCtx {
+    fn report_progress<'a>(
+        &'a self,
+        cx: &'a Cx,
+        progress: u64,
+        total: u64,
+    ) -> LocalBoxFuture<'a, PyResult<()>> {
+        Box::pin(async move {
+            // ctx.report_progress: only when the client asked, and with no
+            // related_request_id (FastMCP 1.20).
+            let Some(token) = &self.progress_token else {
+                return Ok(());
+            };
+            self.session
+                .send_notification(
+                    cx,
+                    "notifications/progress",
+                    tools::progress_params(token, progress, total, true),
+                    None,
+                )
+                .await
+        })
+    }
+
+    fn elicit<'a>(&'a self, cx: &'a Cx, params: Value) -> LocalBoxFuture<'a, PyResult<Message>> {
+        Box::pin(async move {
+            self.session
+                .send_request(cx, "elicitation/create", params, Some(&self.request_id))
+                .await
+        })
+    }
 }
 
 /// Counts request handlers running in a process (for the probe).
@@ -174,13 +206,7 @@ pub async fn run_server(
 impl ServerSession {
     async fn send_message(&self, cx: &Cx, message: Message) -> PyResult<()> {
         self.write_stream
-            .send(
-                cx,
-                SessionMessage {
-                    message,
-                    related_request_id: None,
-                },
-            )
+            .send(cx, SessionMessage::new(message))
             .await
     }
 
@@ -466,13 +492,13 @@ impl ServerSession {
         self.write_stream
             .send(
                 cx,
-                SessionMessage {
-                    message: Message::Notification {
+                SessionMessage::related(
+                    Message::Notification {
                         method: method.into(),
                         params: Some(params),
                     },
-                    related_request_id: related_request_id.map(id_key),
-                },
+                    related_request_id.map(id_key),
+                ),
             )
             .await
     }
@@ -498,14 +524,14 @@ impl ServerSession {
             self.write_stream
                 .send(
                     cx,
-                    SessionMessage {
-                        message: Message::Request {
+                    SessionMessage::related(
+                        Message::Request {
                             id: json!(id),
                             method: method.into(),
                             params: Some(params),
                         },
-                        related_request_id: related_request_id.map(id_key),
-                    },
+                        related_request_id.map(id_key),
+                    ),
                 )
                 .await?;
             rx.receive(cx).await
@@ -524,7 +550,7 @@ impl ServerSession {
             "ping" => Ok(Ok(json!({}))),
             "tools/list" => Ok(Ok(tools::list())),
             "tools/call" => {
-                let ctx = ToolContext {
+                let session = ToolCtx {
                     session: self.clone(),
                     request_id: r.id.clone(),
                     progress_token: r
@@ -533,6 +559,7 @@ impl ServerSession {
                         .and_then(|p| p.pointer("/_meta/progressToken"))
                         .cloned(),
                 };
+                let ctx = ToolContext { session: &session };
                 tools::call(cx, r.params.as_ref(), &ctx).await.map(Ok)
             }
             // FastMCP registers these too; the seed's server has none of either.

@@ -1,32 +1,45 @@
-//! sse-starlette 3.0.3: `EventSourceResponse` and `AppStatus`
-//! (`sse_starlette/sse.py`, `event.py`).
+//! sse-starlette's `EventSourceResponse` and `AppStatus`
+//! (`sse_starlette/sse.py`, `event.py`): 3.0.3 for python-sdk 1.20, 3.7.0
+//! for 2.3.
 //!
 //! `__call__` runs one task group with `_stream_response`, `_ping`,
 //! `_listen_for_exit_signal` and `_listen_for_disconnect`, each wrapped so
 //! that when it *returns* it cancels the whole group, plus the data sender
-//! (the MCP `sse_writer`), unwrapped. `_stream_response` sends the response
+//! (the MCP SSE writer), unwrapped. `_stream_response` sends the response
 //! start at once and the final `more_body: False` message only after its
 //! iterator is exhausted, under `_send_lock`. So whichever wrapped task
 //! returns first decides: a client disconnect (`_listen_for_disconnect`)
-//! cancels `_stream_response` while it waits for its first event, and no
-//! final body is ever sent.
+//! cancels `_stream_response` while it waits for its next event, and no
+//! final body is ever sent. All of this is the same in 3.0.3 and 3.7.0.
 //!
-//! `AppStatus` is the process-wide shutdown flag. sse-starlette patches
-//! uvicorn's `handle_exit` to set it and to set an exit event it looks up in a
-//! context variable. Every response's `_listen_for_exit_signal` creates its own
-//! event inside its own task context, which a signal handler running in the
-//! loop's base context never sees, so a stream that is already waiting is not
-//! woken; only a stream that starts after the flag is set exits at once. (The
-//! sse-starlette maintainers' own account of ≤ 3.0.4 agrees: streams "kept"
-//! going through shutdown; 3.1 changed it.)
+//! `AppStatus` is the process-wide shutdown flag, set by the patched uvicorn
+//! `handle_exit`. How a shutdown reaches a response differs:
+//! * 3.0.3: each response's `_listen_for_exit_signal` creates its own exit
+//!   event inside its own task context, which a signal handler running in the
+//!   loop's base context never sees, so a stream that is already waiting is
+//!   not woken; only a stream that starts after the flag is set exits at once.
+//!   (The maintainers' own account of ≤ 3.0.4 agrees: streams "kept" going
+//!   through shutdown.)
+//! * 3.1+ (3.7.0): `_listen_for_exit_signal` registers an event with the
+//!   loop's `_ShutdownState` and starts one `_shutdown_watcher` task per loop
+//!   (`loop.create_task`, in no task group), which polls the flag every 0.5 s
+//!   and, once it is set, sets every registered event: every open response
+//!   ends at the first poll after SIGTERM, its final body unsent.
+//!
+//! 3.7.0 also closes the body iterator when encoding or a send fails
+//! (shielded, bounded by `cleanup_timeout`), and leaves a one-exception group
+//! bare (`collapse_excgroups`). What changes between the two is asked of
+//! [`Release`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::anyio::{Cx, Event, Lock, MemoryRecv, PyResult, task_group};
+use super::anyio::{Cx, Event, Exc, Lock, MemoryRecv, PyResult, task_group};
+use super::release::Release;
 use crate::asgi::{Incoming, LocalBoxFuture, Outgoing, Receive, Send};
 use crate::time::fmt_duration;
 
@@ -92,24 +105,39 @@ impl ServerSentEvent {
     }
 }
 
-/// `AppStatus`: the process-wide shutdown flag (see the module docs).
+/// `AppStatus`: the process-wide shutdown flag, and (3.1+) the loop's
+/// `_ShutdownState` (see the module docs).
 pub struct AppStatus {
     should_exit: Cell<bool>,
     started: tokio::time::Instant,
-}
-
-impl Default for AppStatus {
-    fn default() -> Self {
-        Self {
-            should_exit: Cell::new(false),
-            started: tokio::time::Instant::now(),
-        }
-    }
+    release: Release,
+    /// `_ShutdownState.watcher_started`.
+    watcher_started: Cell<bool>,
+    /// `_ShutdownState.events`, keyed by registration.
+    events: RefCell<BTreeMap<u64, Event>>,
+    next_event: Cell<u64>,
 }
 
 impl AppStatus {
-    /// The patched `handle_exit`: sets `should_exit`. The exit event it then
-    /// looks up belongs to the signal handler's context, not to any stream.
+    /// The module state of one process, for `release`'s sse-starlette.
+    pub fn new(release: Release) -> Self {
+        Self {
+            should_exit: Cell::new(false),
+            started: tokio::time::Instant::now(),
+            release,
+            watcher_started: Cell::new(false),
+            events: RefCell::new(BTreeMap::new()),
+            next_event: Cell::new(0),
+        }
+    }
+
+    /// The patched `handle_exit`: sets `should_exit` (3.7:
+    /// `if AppStatus.enable_automatic_graceful_drain:`, on by default). In
+    /// 3.0.3 the exit event it then looks up belongs to the signal handler's
+    /// context, not to any stream; 3.7 leaves waking the streams to the
+    /// watcher. It calls uvicorn's own `handle_exit` after, which sets
+    /// `server.should_exit` — the watcher's second source, set in the same
+    /// instant, so the model watches the first alone.
     pub fn handle_exit(&self) {
         self.should_exit.set(true);
     }
@@ -117,6 +145,28 @@ impl AppStatus {
     /// `AppStatus.should_exit`.
     pub fn should_exit(&self) -> bool {
         self.should_exit.get()
+    }
+
+    /// `_ensure_watcher_started_on_this_loop()` (3.1+).
+    fn ensure_watcher_started(self: &Rc<Self>, period: Duration) {
+        if self.watcher_started.replace(true) {
+            return;
+        }
+        let me = self.clone();
+        // `loop.create_task(_shutdown_watcher())`: a task of the loop, in no
+        // task group; it lives until it has broadcast, or the process ends.
+        crate::task::spawn("sse_starlette._shutdown_watcher", async move {
+            while !me.should_exit.get() {
+                tokio::time::sleep(period).await;
+            }
+            // Shutdown detected - broadcast to all waiting events.
+            let events: Vec<Event> = me.events.borrow().values().cloned().collect();
+            for e in events {
+                e.set();
+            }
+            // finally: state.watcher_started = False
+            me.watcher_started.set(false);
+        });
     }
 }
 
@@ -237,6 +287,11 @@ impl EventSourceResponse {
             Ok(())
         })
         .await;
+        // 3.7: `with collapse_excgroups():` around the group.
+        let result = match result {
+            Err(e) if shared.app_status.release.collapses_exception_groups() => Err(collapse(e)),
+            other => other,
+        };
         if self.guard_final_body && shared.start_sent.get() && !shared.final_sent.get() {
             // The fix: complete the response whatever ended the group. Shielded,
             // because the scope around us may be cancelled and every checkpoint
@@ -256,6 +311,16 @@ impl EventSourceResponse {
         }
         result
     }
+}
+
+/// `collapse_excgroups()`: unwrap groups of one exception.
+fn collapse(mut e: Exc) -> Exc {
+    while let Exc::Group(members) = &e
+        && members.len() == 1
+    {
+        e = members[0].clone();
+    }
+    e
 }
 
 async fn stream_response(cx: &Cx, s: &Shared, send: &dyn Send) -> PyResult<()> {
@@ -283,8 +348,16 @@ async fn stream_response(cx: &Cx, s: &Shared, send: &dyn Send) -> PyResult<()> {
                 .await
             })
             .await;
+        let timed_out = r.is_ok() && scope.cancel_called();
+        if (r.is_err() || timed_out) && s.app_status.release.closes_iterator_on_send_failure() {
+            // 3.7: `except BaseException:` close the iterator (a memory
+            // stream's `aclose()`, which never waits) before re-raising.
+            s.body_iterator.close();
+        }
         r?;
-        if scope.cancel_called() {
+        if timed_out {
+            // 3.0.3 closes the iterator here too, on a send timeout only.
+            s.body_iterator.close();
             return Err(super::anyio::Exc::Other {
                 class: "SendTimeoutError",
                 msg: String::new(),
@@ -318,16 +391,35 @@ async fn listen_for_disconnect(cx: &Cx, s: &Shared, receive: &dyn Receive) -> Py
     Ok(())
 }
 
-async fn listen_for_exit_signal(cx: &Cx, app_status: &AppStatus) -> PyResult<()> {
+async fn listen_for_exit_signal(cx: &Cx, app_status: &Rc<AppStatus>) -> PyResult<()> {
     if app_status.should_exit() {
         return Ok(());
     }
-    // get_or_create_exit_event(): a fresh event in this task's own context.
-    let exit_event = Event::new();
-    if app_status.should_exit() {
-        return Ok(());
-    }
-    exit_event.wait(cx).await
+    let Some(period) = app_status.release.shutdown_watcher_period() else {
+        // 3.0.3: get_or_create_exit_event(): a fresh event in this task's own
+        // context, which nothing will set.
+        let exit_event = Event::new();
+        if app_status.should_exit() {
+            return Ok(());
+        }
+        return exit_event.wait(cx).await;
+    };
+    // 3.7: register with the loop's shutdown state and wait for the watcher.
+    app_status.ensure_watcher_started(period);
+    let event = Event::new();
+    let key = app_status.next_event.get();
+    app_status.next_event.set(key + 1);
+    app_status.events.borrow_mut().insert(key, event.clone());
+    // try: (double-check after registration) … finally: events.discard(event)
+    let r = if app_status.should_exit() {
+        Ok(())
+    } else {
+        event.wait(cx).await
+    };
+    app_status.events.borrow_mut().remove(&key);
+    // `_listen_for_exit_signal_with_grace`: mcp passes no shutdown_event and
+    // no grace period, so it returns at once.
+    r
 }
 
 async fn ping(cx: &Cx, s: &Shared, send: &dyn Send) -> PyResult<()> {

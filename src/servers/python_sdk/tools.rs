@@ -1,18 +1,50 @@
-//! The tools of the modelled FastMCP server: the seed repro's `get_greeting`
-//! (answers at once) and `slow_operation` (sleeps for `seconds`, 2 by default
-//! as in the seed's server); `progress_operation`, which reports progress
-//! through FastMCP's `ctx.report_progress` — which in 1.20 sends the
-//! notification without `related_request_id`, so the router files it under
-//! the GET stream; and `ask_user`, which asks the client through
+//! The tools of the modelled application — FastMCP in 1.20, `MCPServer` in
+//! 2.3, with the same four tool functions as `interop/real_server.py` and
+//! `interop/real_server_2.py`: the seed repro's `get_greeting` (answers at
+//! once) and `slow_operation` (sleeps for `seconds`, 2 by default as in the
+//! seed's server); `progress_operation`, which reports progress through
+//! `ctx.report_progress`; and `ask_user`, which asks the client through
 //! `ctx.elicit` (an `elicitation/create` request on the call's own stream).
+//!
+//! Where the two releases differ is in what a tool's `ctx` does, which is the
+//! dispatch layer's ([`ToolSession`]): 1.20 sends progress without
+//! `related_request_id` (so the router files it under the GET stream), 2.3 on
+//! the request's own stream; 2.3 refuses an elicitation where the response
+//! has no room for one (JSON mode, stateless) and raises `MCPError` for an
+//! error answer, which leaves the tool as a JSON-RPC error rather than an
+//! `isError` result.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::anyio::{Cx, PyResult};
-use super::session::ToolContext;
+use crate::asgi::LocalBoxFuture;
+use crate::mcp::Message;
 use crate::mcp::tools::{self, text_result};
+
+/// What a tool's `ctx` can do, as each release's dispatch layer does it.
+pub trait ToolSession {
+    /// `await ctx.report_progress(progress, total)` (a no-op when the client
+    /// asked for no progress).
+    fn report_progress<'a>(
+        &'a self,
+        cx: &'a Cx,
+        progress: u64,
+        total: u64,
+    ) -> LocalBoxFuture<'a, PyResult<()>>;
+
+    /// `await ctx.elicit(message=..., schema=Answer)`: the client's answer
+    /// (1.20: the response or error message; 2.3 raises `MCPError` for an
+    /// error).
+    fn elicit<'a>(&'a self, cx: &'a Cx, params: Value) -> LocalBoxFuture<'a, PyResult<Message>>;
+}
+
+/// What a tool sees of its request (FastMCP's / MCPServer's `Context`).
+pub struct ToolContext<'a> {
+    /// The request's session, as the release's dispatch layer offers it.
+    pub session: &'a dyn ToolSession,
+}
 
 /// The `tools/list` result.
 pub fn list() -> Value {
@@ -20,8 +52,9 @@ pub fn list() -> Value {
 }
 
 /// The `tools/call` handler: errors inside a tool become an `isError` result,
-/// as FastMCP's handler does; cancellation propagates.
-pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResult<Value> {
+/// as FastMCP's and MCPServer's handlers do; cancellation and (2.3)
+/// `MCPError` propagate.
+pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext<'_>) -> PyResult<Value> {
     let name = params
         .and_then(|p| p.get("name"))
         .and_then(Value::as_str)
@@ -55,20 +88,7 @@ pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResul
             for i in 1..=steps {
                 cx.sleep(Duration::from_secs_f64(seconds / steps as f64))
                     .await?;
-                // ctx.report_progress: only when the client asked, and with no
-                // related_request_id (FastMCP 1.20).
-                if let Some(token) = &ctx.progress_token {
-                    ctx.session
-                        .send_notification(
-                            cx,
-                            "notifications/progress",
-                            // `progress: float` and `total: float | None`: pydantic
-                            // writes 1.0, not 1.
-                            json!({"progressToken": token, "progress": i as f64, "total": steps as f64}),
-                            None,
-                        )
-                        .await?;
-                }
+                ctx.session.report_progress(cx, i, steps).await?;
             }
             Ok(text_result(
                 tools::text(name, args).unwrap_or_default(),
@@ -78,15 +98,20 @@ pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext) -> PyResul
         "ask_user" => {
             let answer = ctx
                 .session
-                .send_request(
-                    cx,
-                    "elicitation/create",
-                    tools::elicitation_params(tools::question(args)),
-                    Some(&ctx.request_id),
-                )
+                .elicit(cx, tools::elicitation_params(tools::question(args)))
                 .await?;
             Ok(tools::elicitation_result(&answer))
         }
         other => Ok(text_result(format!("Unknown tool: {other}"), true)),
+    }
+}
+
+/// The `notifications/progress` parameters `report_progress(i, steps)`
+/// writes: 1.20 validates them into floats (`1.0`), 2.3 passes them as given.
+pub fn progress_params(token: &Value, progress: u64, total: u64, as_float: bool) -> Value {
+    if as_float {
+        json!({"progressToken": token, "progress": progress as f64, "total": total as f64})
+    } else {
+        json!({"progressToken": token, "progress": progress, "total": total})
     }
 }

@@ -31,6 +31,10 @@ pub enum Exc {
     ClientDisconnect,
     /// `(Base)ExceptionGroup("unhandled errors in a TaskGroup", [...])`.
     Group(Vec<Exc>),
+    /// `mcp.shared.exceptions.MCPError` (2.3): carries the JSON-RPC error it
+    /// answers with (`NoBackChannelError` and a peer's error response among
+    /// them).
+    Mcp { code: i64, message: String },
     /// Any other exception, named by its Python class.
     Other { class: &'static str, msg: String },
 }
@@ -60,6 +64,7 @@ impl Exc {
     pub fn py_str(&self) -> String {
         match self {
             Exc::Runtime(msg) | Exc::Other { msg, .. } => msg.clone(),
+            Exc::Mcp { message, .. } => message.clone(),
             Exc::Group(m) => format!(
                 "unhandled errors in a TaskGroup ({} sub-exception{})",
                 m.len(),
@@ -80,6 +85,7 @@ impl Exc {
             Exc::ClientDisconnect => "ClientDisconnect",
             Exc::Group(m) if m.iter().all(Exc::is_exception) => "ExceptionGroup",
             Exc::Group(_) => "BaseExceptionGroup",
+            Exc::Mcp { .. } => "MCPError",
             Exc::Other { class, .. } => class,
         }
     }
@@ -89,6 +95,7 @@ impl fmt::Display for Exc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Exc::Runtime(msg) | Exc::Other { msg, .. } => write!(f, "{}: {}", self.class(), msg),
+            Exc::Mcp { message, .. } => write!(f, "{}: {}", self.class(), message),
             Exc::Group(members) => {
                 write!(f, "{}: unhandled errors in a TaskGroup (", self.class())?;
                 for (i, m) in members.iter().enumerate() {

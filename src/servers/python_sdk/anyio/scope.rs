@@ -22,9 +22,14 @@ use std::time::Duration;
 use super::exc::{Exc, PyResult};
 
 struct Node {
-    parent: Option<CancelScope>,
+    /// The enclosing scope, known once the scope is entered (a scope made
+    /// with [`CancelScope::detached`] has none until then).
+    parent: RefCell<Option<CancelScope>>,
     shield: bool,
     cancel_called: Cell<bool>,
+    /// Bumped by every [`CancelScope::set_deadline`]; a deadline timer fires
+    /// only if no later deadline replaced it.
+    deadline_gen: Cell<u64>,
     children: RefCell<Vec<Weak<Node>>>,
     /// Tasks blocked inside this scope, woken when it becomes cancelled.
     waiters: RefCell<BTreeMap<u64, Waker>>,
@@ -38,9 +43,10 @@ pub struct CancelScope(Rc<Node>);
 impl CancelScope {
     fn new(parent: Option<CancelScope>, shield: bool) -> Self {
         let node = Rc::new(Node {
-            parent: parent.clone(),
+            parent: RefCell::new(parent.clone()),
             shield,
             cancel_called: Cell::new(false),
+            deadline_gen: Cell::new(0),
             children: RefCell::new(Vec::new()),
             waiters: RefCell::new(BTreeMap::new()),
             next_waiter: Cell::new(0),
@@ -51,6 +57,30 @@ impl CancelScope {
             children.push(Rc::downgrade(&node));
         }
         CancelScope(node)
+    }
+
+    /// `anyio.CancelScope()` made now and entered later (`with scope:`, see
+    /// [`Cx::enter_detached`]): it can be cancelled, or given a deadline,
+    /// before anything runs in it — as the dispatcher's per-request scope and
+    /// the transport's idle scope are.
+    pub fn detached() -> Self {
+        CancelScope::new(None, false)
+    }
+
+    /// `scope.deadline = at` (`None`: `math.inf`): the scope cancels itself
+    /// when the (virtual) clock reaches `at`, unless a later assignment
+    /// replaced the deadline first.
+    pub fn set_deadline(&self, at: Option<tokio::time::Instant>) {
+        let generation = self.0.deadline_gen.get() + 1;
+        self.0.deadline_gen.set(generation);
+        let Some(at) = at else { return };
+        let scope = self.clone();
+        crate::task::spawn("anyio.deadline", async move {
+            tokio::time::sleep_until(at).await;
+            if scope.0.deadline_gen.get() == generation {
+                scope.cancel();
+            }
+        });
     }
 
     /// `scope.cancel()`: every task inside (and inside non-shielded nested
@@ -89,7 +119,7 @@ impl CancelScope {
     /// Is code running in this scope cancelled, by it or by an enclosing scope
     /// that no shield separates it from?
     pub fn effectively_cancelled(&self) -> bool {
-        let mut s = self;
+        let mut s = self.clone();
         loop {
             if s.0.cancel_called.get() {
                 return true;
@@ -97,7 +127,8 @@ impl CancelScope {
             if s.0.shield {
                 return false;
             }
-            match &s.0.parent {
+            let parent = s.0.parent.borrow().clone();
+            match parent {
                 Some(p) => s = p,
                 None => return false,
             }
@@ -110,6 +141,7 @@ impl CancelScope {
             && self
                 .0
                 .parent
+                .borrow()
                 .as_ref()
                 .is_some_and(CancelScope::effectively_cancelled)
     }
@@ -229,6 +261,21 @@ impl Cx {
         CancelScope::new(Some(self.scope.clone()), shield)
     }
 
+    /// `with scope:` for a scope made with [`CancelScope::detached`]: it now
+    /// sits inside the current one (a cancellation it already had stays).
+    pub fn enter_detached(&self, scope: &CancelScope) -> Cx {
+        {
+            let mut parent = scope.0.parent.borrow_mut();
+            if parent.is_none() {
+                *parent = Some(self.scope.clone());
+                let mut children = self.scope.0.children.borrow_mut();
+                children.retain(|c| c.strong_count() > 0);
+                children.push(Rc::downgrade(&scope.0));
+            }
+        }
+        self.enter(scope)
+    }
+
     /// The same task, now inside `scope`.
     pub fn enter(&self, scope: &CancelScope) -> Cx {
         Cx {
@@ -303,7 +350,26 @@ impl Cx {
         timeout: Option<Duration>,
         body: impl AsyncFnOnce(&Cx) -> PyResult<T>,
     ) -> (CancelScope, PyResult<Option<T>>) {
-        let scope = self.open_scope(false);
+        self.move_on_after_in(false, timeout, body).await
+    }
+
+    /// `with anyio.move_on_after(timeout, shield=True) as scope:` — what a
+    /// cancelled task uses for one last bounded write.
+    pub async fn move_on_after_shielded<T>(
+        &self,
+        timeout: Option<Duration>,
+        body: impl AsyncFnOnce(&Cx) -> PyResult<T>,
+    ) -> (CancelScope, PyResult<Option<T>>) {
+        self.move_on_after_in(true, timeout, body).await
+    }
+
+    async fn move_on_after_in<T>(
+        &self,
+        shield: bool,
+        timeout: Option<Duration>,
+        body: impl AsyncFnOnce(&Cx) -> PyResult<T>,
+    ) -> (CancelScope, PyResult<Option<T>>) {
+        let scope = self.open_scope(shield);
         let inner = self.enter(&scope);
         let timer = timeout.map(|t| {
             let s = scope.clone();

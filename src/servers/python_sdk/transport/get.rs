@@ -1,18 +1,22 @@
 //! GET: the standalone SSE stream, and replay with `Last-Event-ID`
 //! (`_handle_get_request`, `_replay_events`).
 //!
-//! As released: the 409 check looks at the request streams, but the GET
+//! In both releases: the 409 check looks at the request streams, but the GET
 //! stream registers itself only when its data sender starts, so two GETs in
 //! one instant can both pass; its `finally` drops whatever is registered under
 //! the key, even a newer stream's. Without an event store, a GET with
 //! `Last-Event-ID` returns without starting a response (uvicorn then answers
 //! 500). A replay stream registers the replayed stream's key if it is free and
-//! forwards its live messages — without ever ending, and without removing the
-//! key when it closes.
+//! forwards its live messages, without ever ending.
+//!
+//! 1.20 never removes that key when the replay stream closes. 2.3 primes the
+//! resumed stream, gives its live tail a buffer of 16, removes the key in a
+//! `finally:`, and treats a stream closed under a writer as a normal end.
 
 use std::rc::Rc;
 
 use super::super::anyio::{Cx, Exc, PyResult, memory_object_stream};
+use super::super::release::Release;
 use super::super::sse_starlette::ServerSentEvent;
 use super::super::starlette::Request;
 use super::{EventMessage, GET_STREAM_KEY, Transport, sse_event};
@@ -26,11 +30,7 @@ impl Transport {
         request: &Request,
         send: Rc<dyn Send>,
     ) -> PyResult<()> {
-        let accept = request.header("accept").unwrap_or("");
-        let has_sse = accept
-            .split(',')
-            .map(str::trim)
-            .any(|t| t.starts_with("text/event-stream"));
+        let (_, has_sse) = self.check_accept_headers(request);
         if !has_sse {
             return self
                 .error_response(
@@ -70,7 +70,7 @@ impl Transport {
             }) as super::super::sse_starlette::DataSender
         };
         let response = self.event_source(sse_rx.clone(), data_sender);
-        match response.call(cx, request.receive(), send).await {
+        let r = match response.call(cx, request.receive(), send).await {
             Err(e) if e.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "Error in standalone SSE response\n{e}");
                 sse_tx.close();
@@ -79,7 +79,13 @@ impl Transport {
                 Ok(())
             }
             other => other,
+        };
+        if self.release == Release::V2_3 {
+            // finally: close both ends (1.20 does it in the except only).
+            sse_tx.close();
+            sse_rx.close();
         }
+        r
     }
 
     async fn standalone_sse_writer(
@@ -88,7 +94,7 @@ impl Transport {
         sse_tx: Rc<super::super::anyio::MemorySend<ServerSentEvent>>,
     ) -> PyResult<()> {
         let body: PyResult<()> = async {
-            let (tx, rx) = memory_object_stream::<EventMessage>(0);
+            let (tx, rx) = self.request_stream();
             let rx = Rc::new(rx);
             self.request_streams
                 .borrow_mut()
@@ -101,6 +107,9 @@ impl Transport {
         }
         .await;
         let body = match body {
+            // 2.3: `except anyio.ClosedResourceError: pass` — "Session teardown
+            // can close the stream while the writer is between dequeues".
+            Err(Exc::ClosedResource) if self.release.sse_writers_quiet_on_closed() => Ok(()),
             Err(e) if e.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "Error in standalone SSE writer\n{e}");
                 Ok(())
@@ -122,6 +131,12 @@ impl Transport {
         let Some(store) = self.event_store.clone() else {
             return Ok(());
         };
+        // 2.3: "The manager only routes supported (or absent) header values to
+        // this transport".
+        let protocol_version = request
+            .header("mcp-protocol-version")
+            .unwrap_or(crate::mcp::DEFAULT_NEGOTIATED_VERSION)
+            .to_string();
         let (sse_tx, sse_rx) = memory_object_stream::<ServerSentEvent>(0);
         let (sse_tx, sse_rx) = (Rc::new(sse_tx), Rc::new(sse_rx));
         let data_sender = {
@@ -148,15 +163,39 @@ impl Transport {
                                 }
                             }
                             if !me.request_streams.borrow().contains(&stream_id) {
-                                let (tx, rx) = memory_object_stream::<EventMessage>(0);
-                                let rx = Rc::new(rx);
-                                me.request_streams
-                                    .borrow_mut()
-                                    .insert(stream_id.clone(), (Rc::new(tx), rx.clone()));
-                                // async with msg_reader:
-                                let fwd = pump(&cx, &rx, &sse_tx).await;
-                                rx.close();
-                                fwd?;
+                                if me.release.replay_cleans_up() {
+                                    // 2.3: try: prime the resumed connection,
+                                    // forward; finally: clean up the stream.
+                                    let fwd: PyResult<()> = async {
+                                        if let Some(p) =
+                                            me.mint_priming_event(&stream_id, &protocol_version)
+                                        {
+                                            sse_tx.send(&cx, p).await?;
+                                        }
+                                        let (tx, rx) = me.request_stream();
+                                        let rx = Rc::new(rx);
+                                        me.request_streams
+                                            .borrow_mut()
+                                            .insert(stream_id.clone(), (Rc::new(tx), rx.clone()));
+                                        // async with msg_reader:
+                                        let fwd = pump(&cx, &rx, &sse_tx).await;
+                                        rx.close();
+                                        fwd
+                                    }
+                                    .await;
+                                    me.clean_up_memory_streams(&stream_id);
+                                    fwd?;
+                                } else {
+                                    let (tx, rx) = me.request_stream();
+                                    let rx = Rc::new(rx);
+                                    me.request_streams
+                                        .borrow_mut()
+                                        .insert(stream_id.clone(), (Rc::new(tx), rx.clone()));
+                                    // async with msg_reader:
+                                    let fwd = pump(&cx, &rx, &sse_tx).await;
+                                    rx.close();
+                                    fwd?;
+                                }
                             }
                             Ok(())
                         }
@@ -166,6 +205,11 @@ impl Transport {
                     }
                     .await;
                     match r {
+                        // 2.3: "Expected when close_sse_stream() is called".
+                        Err(Exc::ClosedResource) if me.release.sse_writers_quiet_on_closed() => {
+                            tracing::debug!(target: "mcp.server.streamable_http", "Replay SSE stream closed by close_sse_stream()");
+                            Ok(())
+                        }
                         Err(e) if e.is_exception() => {
                             tracing::error!(target: "mcp.server.streamable_http", "Error in replay sender\n{e}");
                             Ok(())

@@ -1,8 +1,9 @@
-//! mcp 1.20.0 `StreamableHTTPServerTransport` (`mcp/server/streamable_http.py`).
+//! mcp's `StreamableHTTPServerTransport` (`mcp/server/streamable_http.py`),
+//! 1.20.0 and 2.3.0.
 //!
-//! * POST ([`post`]): a request gets a buffer-0 request stream filed under
-//!   `str(request_id)` and an SSE (or JSON) response fed from it; notifications
-//!   and responses get 202 and go to the session.
+//! * POST ([`post`]): a request gets a request stream filed under
+//!   `str(request_id)` and an SSE (or JSON) response fed from it;
+//!   notifications and responses get 202 and go to the session.
 //! * GET ([`get`]): the standalone stream (one per session — a second gets
 //!   409), or, with `Last-Event-ID`, a replay from the event store that then
 //!   forwards the stream's live messages.
@@ -12,6 +13,14 @@
 //!   response by id, a notification by `related_request_id`), or to the GET
 //!   stream; when that stream is not registered it logs "Request stream … not
 //!   found … might reconnect and replay" and drops the message.
+//!
+//! 2.3 adds, on these paths (each at its line, asked of [`Release`]): request
+//! streams with a buffer of 16, priming events, the answer to a request that
+//! settled unanswered, an idle scope that ends a session no request has held
+//! for its idle timeout (`handle_request` counts the requests in flight), a
+//! router and SSE writers that stay quiet when a terminated session closes
+//! their streams, related messages dropped in JSON mode, and a replay stream
+//! that cleans up after itself.
 //!
 //! Request validation follows the transport's own checks and the
 //! `TransportSecurityMiddleware` ([`security`]).
@@ -25,15 +34,25 @@ use std::rc::Rc;
 
 use serde_json::json;
 
-use super::anyio::{Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group};
+use std::time::Duration;
+
+use super::anyio::{
+    CancelScope, Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
+};
 use super::event_store::InMemoryEventStore;
 use super::pydict::PyDict;
+use super::release::Release;
 use super::sse_starlette::{AppStatus, ServerSentEvent};
 use super::starlette::{Request, Response};
-use super::variant::Variant;
-use crate::asgi::{Receive, Scope, Send};
+use super::variant::Model;
+use crate::asgi::tracking::Clock;
+use crate::asgi::{LocalBoxFuture, Receive, Scope, Send};
 use crate::mcp::{self, Message, codes, id_key};
 use security::SecuritySettings;
+
+/// 2.3's `REQUEST_CANCELLED: Final = -32800`: the answer to a request that
+/// settled without one, on this era's wire.
+pub const REQUEST_CANCELLED: i64 = -32800;
 
 /// The key of the standalone GET stream.
 pub const GET_STREAM_KEY: &str = "_GET_stream";
@@ -49,12 +68,57 @@ pub struct EventMessage {
 }
 
 /// A message between the transport and the session, with its metadata.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionMessage {
     /// The JSON-RPC message.
     pub message: Message,
-    /// `ServerMessageMetadata.related_request_id`.
+    /// `ServerMessageMetadata.related_request_id` (outgoing messages).
     pub related_request_id: Option<String>,
+    /// What 2.3's transport stamps on an incoming message
+    /// (`_message_metadata`); `None` in 1.20.
+    pub inbound: Option<Rc<InboundMeta>>,
+}
+
+impl SessionMessage {
+    /// A message with no metadata (`SessionMessage(message)`).
+    pub fn new(message: Message) -> Self {
+        Self {
+            message,
+            related_request_id: None,
+            inbound: None,
+        }
+    }
+
+    /// An outgoing message routed to the stream of `related`.
+    pub fn related(message: Message, related: Option<String>) -> Self {
+        Self {
+            message,
+            related_request_id: related,
+            inbound: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionMessage")
+            .field("message", &self.message)
+            .field("related_request_id", &self.related_request_id)
+            .finish()
+    }
+}
+
+/// The hook 2.3 calls when a request settled without a response
+/// (`on_request_unanswered`).
+pub type Unanswered = Rc<dyn Fn(Cx) -> LocalBoxFuture<'static, PyResult<()>>>;
+
+/// 2.3's `ServerMessageMetadata` on an incoming message.
+pub struct InboundMeta {
+    /// `can_send_request=not self.is_json_response_enabled`: a JSON body has
+    /// no room for a server request.
+    pub can_send_request: bool,
+    /// `on_request_unanswered` (requests only).
+    pub on_request_unanswered: Option<Unanswered>,
 }
 
 /// What the session reads: a message, or an exception the transport passed on.
@@ -73,7 +137,8 @@ pub struct Transport {
     /// `mcp_session_id`.
     pub session_id: Option<String>,
     json_response: bool,
-    variant: Variant,
+    model: Model,
+    release: Release,
     app_status: Rc<AppStatus>,
     event_store: Option<Rc<InMemoryEventStore>>,
     security: Option<SecuritySettings>,
@@ -81,6 +146,41 @@ pub struct Transport {
     terminated: Cell<bool>,
     read_stream_writer: RefCell<Option<Rc<MemorySend<ReadItem>>>>,
     streams: RefCell<Option<ConnectedStreams>>,
+    idle: Idle,
+}
+
+/// 2.3's idle bookkeeping: `_idle_timeout`, `_requests_in_flight` and
+/// `idle_scope`.
+struct Idle {
+    timeout: Option<Duration>,
+    in_flight: Cell<usize>,
+    scope: RefCell<Option<CancelScope>>,
+    /// When the scope's deadline falls, on the probe's clock (`None`:
+    /// `math.inf`, or no scope).
+    due: Cell<Option<Duration>>,
+    clock: Clock,
+}
+
+/// How a transport is made: `StreamableHTTPServerTransport(mcp_session_id,
+/// is_json_response_enabled, event_store, security_settings, …,
+/// idle_timeout)`, plus what the model needs to run it.
+pub struct TransportConfig {
+    /// `mcp_session_id`.
+    pub session_id: Option<String>,
+    /// `is_json_response_enabled`.
+    pub json_response: bool,
+    /// Which stack.
+    pub model: Model,
+    /// sse-starlette's module state.
+    pub app_status: Rc<AppStatus>,
+    /// `event_store`.
+    pub event_store: Option<Rc<InMemoryEventStore>>,
+    /// `security_settings`.
+    pub security: Option<SecuritySettings>,
+    /// `idle_timeout` (2.3).
+    pub idle_timeout: Option<Duration>,
+    /// The probe's clock.
+    pub clock: Clock,
 }
 
 struct ConnectedStreams {
@@ -123,32 +223,55 @@ impl Transport {
             headers,
             Some(data_sender),
             self.app_status.clone(),
-            self.variant.final_body_guard(),
+            self.model.variant.final_body_guard(),
         )
     }
 
-    /// `StreamableHTTPServerTransport(mcp_session_id, is_json_response_enabled,
-    /// event_store, security_settings)`.
-    pub fn new(
-        session_id: Option<String>,
-        json_response: bool,
-        variant: Variant,
-        app_status: Rc<AppStatus>,
-        event_store: Option<Rc<InMemoryEventStore>>,
-        security: Option<SecuritySettings>,
-    ) -> Rc<Self> {
+    /// `StreamableHTTPServerTransport(...)`.
+    pub fn new(c: TransportConfig) -> Rc<Self> {
         Rc::new(Self {
-            session_id,
-            json_response,
-            variant,
-            app_status,
-            event_store,
-            security,
+            session_id: c.session_id,
+            json_response: c.json_response,
+            model: c.model,
+            release: c.model.release,
+            app_status: c.app_status,
+            event_store: c.event_store,
+            security: c.security,
             request_streams: RefCell::new(PyDict::default()),
             terminated: Cell::new(false),
             read_stream_writer: RefCell::new(None),
             streams: RefCell::new(None),
+            idle: Idle {
+                timeout: c.idle_timeout,
+                in_flight: Cell::new(0),
+                scope: RefCell::new(None),
+                due: Cell::new(None),
+                clock: c.clock,
+            },
         })
+    }
+
+    /// A memory stream for `_request_streams`, with the release's buffer.
+    fn request_stream(&self) -> (MemorySend<EventMessage>, MemoryRecv<EventMessage>) {
+        // 1.20: create_memory_object_stream[EventMessage](0)
+        // 2.3:  create_memory_object_stream[EventMessage](REQUEST_STREAM_BUFFER_SIZE)
+        memory_object_stream::<EventMessage>(self.release.request_stream_buffer())
+    }
+
+    /// When the session will be reaped unless a request arrives, on the
+    /// probe's clock (`None`: never, as far as it knows now).
+    pub fn idle_deadline(&self) -> Option<Duration> {
+        self.idle.due.get()
+    }
+
+    /// The scope 2.3's server task enters around the session's loop
+    /// (`connect()` makes it when an idle timeout is set: `self.idle_scope =
+    /// anyio.CancelScope()`).
+    pub fn make_idle_scope(&self) -> Option<CancelScope> {
+        self.idle.timeout?;
+        let scope = CancelScope::detached();
+        *self.idle.scope.borrow_mut() = Some(scope.clone());
+        Some(scope)
     }
 
     /// Keys of the request streams still registered.
@@ -176,7 +299,8 @@ impl Transport {
         code: i64,
         headers: Vec<(String, String)>,
     ) -> Response {
-        let body = json!({"jsonrpc": "2.0", "id": "server-error", "error": {"code": code, "message": message}});
+        // 1.20: id="server-error"; 2.3: id=None.
+        let body = json!({"jsonrpc": "2.0", "id": self.release.error_body_id(), "error": {"code": code, "message": message}});
         Response::new(body.to_string(), status, headers, None)
     }
 
@@ -201,8 +325,45 @@ impl Transport {
         }
     }
 
-    /// `handle_request(scope, receive, send)`.
+    /// `handle_request(scope, receive, send)`. In 2.3 it holds the session
+    /// open while the request is in flight: "the idle countdown is suspended
+    /// while any is being served and restarts when the last one completes".
     pub async fn handle_request(
+        self: &Rc<Self>,
+        cx: &Cx,
+        scope: Scope,
+        receive: Rc<dyn Receive>,
+        send: Rc<dyn Send>,
+    ) -> PyResult<()> {
+        let idle_scope = self.idle.scope.borrow().clone();
+        let (Some(idle_scope), Some(timeout)) = (idle_scope, self.idle.timeout) else {
+            return self.handle_request_inner(cx, scope, receive, send).await;
+        };
+        if idle_scope.cancel_called() {
+            // "The idle period already ran out and the host is ending this
+            // session: answer as terminated".
+            if !self.terminated.get() {
+                self.terminate();
+            }
+            return self.handle_request_inner(cx, scope, receive, send).await;
+        }
+        self.idle.in_flight.set(self.idle.in_flight.get() + 1);
+        // self.idle_scope.deadline = math.inf
+        idle_scope.set_deadline(None);
+        self.idle.due.set(None);
+        let r = self.handle_request_inner(cx, scope, receive, send).await;
+        // finally:
+        self.idle.in_flight.set(self.idle.in_flight.get() - 1);
+        if self.idle.in_flight.get() == 0 {
+            // self.idle_scope.deadline = anyio.current_time() + self._idle_timeout
+            idle_scope.set_deadline(Some(tokio::time::Instant::now() + timeout));
+            self.idle.due.set(Some((self.idle.clock)() + timeout));
+        }
+        r
+    }
+
+    /// `_handle_request` (2.3; all of `handle_request` in 1.20).
+    async fn handle_request_inner(
         self: &Rc<Self>,
         cx: &Cx,
         scope: Scope,
@@ -212,7 +373,7 @@ impl Transport {
         let request = Request::new(scope, receive.clone());
         let is_post = request.method() == "POST";
         if let Some(response) =
-            security::validate_request(self.security.as_ref(), &request, is_post)
+            security::validate_request(self.release, self.security.as_ref(), &request, is_post)
         {
             return response.call(cx, &*send).await;
         }
@@ -274,10 +435,7 @@ impl Transport {
         request: &Request,
         send: &dyn Send,
     ) -> PyResult<bool> {
-        let accept = request.header("accept").unwrap_or("");
-        let types: Vec<&str> = accept.split(',').map(str::trim).collect();
-        let has_json = types.iter().any(|t| t.starts_with("application/json"));
-        let has_sse = types.iter().any(|t| t.starts_with("text/event-stream"));
+        let (has_json, has_sse) = self.check_accept_headers(request);
         if self.json_response {
             if !has_json {
                 self.error_response(
@@ -300,6 +458,41 @@ impl Transport {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// `(has_json, has_sse)` for the request's `Accept` header: 1.20's
+    /// `_check_accept_headers` (prefixes of the two types), 2.3's
+    /// `check_accept_headers` (media types without parameters, with RFC 7231
+    /// wildcards).
+    fn check_accept_headers(&self, request: &Request) -> (bool, bool) {
+        let accept = request.header("accept").unwrap_or("");
+        if !self.release.accept_wildcards() {
+            let types: Vec<&str> = accept.split(',').map(str::trim).collect();
+            let has_json = types.iter().any(|t| t.starts_with("application/json"));
+            let has_sse = types.iter().any(|t| t.starts_with("text/event-stream"));
+            return (has_json, has_sse);
+        }
+        let types: Vec<String> = accept
+            .split(',')
+            .map(|t| {
+                t.trim()
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .collect();
+        let wildcard = types.iter().any(|t| t == "*/*");
+        let has_json = wildcard
+            || types
+                .iter()
+                .any(|t| t == "application/json" || t == "application/*");
+        let has_sse = wildcard
+            || types
+                .iter()
+                .any(|t| t == "text/event-stream" || t == "text/*");
+        (has_json, has_sse)
     }
 
     async fn validate_request_headers(
@@ -332,6 +525,11 @@ impl Transport {
                 }
                 Some(_) => {}
             }
+        }
+        // 2.3: "Protocol-version validation lives in the manager's
+        // era-routing … so the legacy version-gate is gone."
+        if !self.release.transport_validates_protocol_version() {
+            return Ok(true);
         }
         let version = request
             .header("mcp-protocol-version")
@@ -418,6 +616,62 @@ impl Transport {
         self.close_session_streams();
     }
 
+    /// `_message_metadata(request, on_request_unanswered=...)` (2.3): what
+    /// every incoming message is framed with; `None` in 1.20, whose
+    /// `ServerMessageMetadata(request_context=request)` the model needs
+    /// nothing of.
+    fn inbound_meta(
+        self: &Rc<Self>,
+        request_id: Option<&serde_json::Value>,
+    ) -> Option<Rc<InboundMeta>> {
+        if !self.release.terminates_unanswered_requests() {
+            return None;
+        }
+        let on_request_unanswered = request_id.map(|id| {
+            let me = Rc::downgrade(self);
+            let id = id.clone();
+            Rc::new(move |cx: Cx| {
+                let (me, id) = (me.clone(), id.clone());
+                Box::pin(async move {
+                    match me.upgrade() {
+                        Some(t) => t.terminate_unanswered_request(&cx, id).await,
+                        None => Err(Exc::ClosedResource),
+                    }
+                }) as LocalBoxFuture<'static, PyResult<()>>
+            }) as Unanswered
+        });
+        Some(Rc::new(InboundMeta {
+            can_send_request: !self.json_response,
+            on_request_unanswered,
+        }))
+    }
+
+    /// `_terminate_unanswered_request(request_id)` (2.3): "this era answers a
+    /// cancelled request with `REQUEST_CANCELLED` … written through the same
+    /// ordered channel as the request's other messages".
+    async fn terminate_unanswered_request(
+        &self,
+        cx: &Cx,
+        request_id: serde_json::Value,
+    ) -> PyResult<()> {
+        let write_stream = self
+            .streams
+            .borrow()
+            .as_ref()
+            .map(|s| s.write_stream.clone())
+            .ok_or(Exc::ClosedResource)?;
+        write_stream
+            .send(
+                cx,
+                SessionMessage::new(Message::error(
+                    request_id,
+                    REQUEST_CANCELLED,
+                    "Request cancelled",
+                )),
+            )
+            .await
+    }
+
     async fn message_router(
         self: Rc<Self>,
         cx: Cx,
@@ -426,15 +680,28 @@ impl Transport {
         let r: PyResult<()> = async {
             while let Some(sm) = reader.next(&cx).await? {
                 let target = if sm.message.is_response() {
-                    sm.message.id().map(id_key)
+                    // 1.20: str(message.root.id); 2.3: "Null-id errors (e.g.,
+                    // parse errors) fall through to the GET stream".
+                    sm.message
+                        .id()
+                        .filter(|id| !(id.is_null() && self.release == Release::V2_3))
+                        .map(id_key)
+                } else if let Some(related) = &sm.related_request_id {
+                    if self.json_response && self.release.json_mode_drops_related_messages() {
+                        // 2.3: "A JSON body carries only the response: this
+                        // message has no wire form (nor a replay), so drop it".
+                        tracing::debug!(target: "mcp.server.streamable_http", "Dropped message related to request {related} in JSON mode");
+                        continue;
+                    }
+                    Some(related.clone())
                 } else {
-                    sm.related_request_id.clone()
+                    None
                 };
                 let stream_id = target.unwrap_or_else(|| GET_STREAM_KEY.to_string());
                 // Store first, whether or not a client is connected: a client
                 // may reconnect and replay.
                 let event_id = self.event_store.as_ref().map(|store| {
-                    let id = store.store_event(&stream_id, &sm.message);
+                    let id = store.store_event(&stream_id, Some(&sm.message));
                     tracing::debug!(target: "mcp.server.streamable_http", "Stored {id} from {stream_id}");
                     id
                 });
@@ -453,9 +720,17 @@ impl Transport {
                             Err(e) => return Err(e),
                         }
                     }
-                    None => {
+                    // 1.20 logs through the root logger (`logging.debug`), 2.3
+                    // through the module's (`logger.debug`).
+                    None if self.release == Release::V1_20 => {
                         tracing::debug!(
                             target: "root",
+                            "Request stream {stream_id} not found for message. Still processing message as the client might reconnect and replay."
+                        );
+                    }
+                    None => {
+                        tracing::debug!(
+                            target: "mcp.server.streamable_http",
                             "Request stream {stream_id} not found for message. Still processing message as the client might reconnect and replay."
                         );
                     }
@@ -465,6 +740,19 @@ impl Transport {
         }
         .await;
         match r {
+            // 2.3: `except anyio.ClosedResourceError: if self._terminated:
+            // logger.debug(...) else: logger.exception("Unexpected closure of
+            // read stream in message router")`.
+            Err(Exc::ClosedResource) if self.release.router_quiet_when_terminated() => {
+                if self.terminated.get() {
+                    tracing::debug!(target: "mcp.server.streamable_http", "Read stream closed by client");
+                } else {
+                    tracing::error!(target: "mcp.server.streamable_http", "Unexpected closure of read stream in message router\n{}", Exc::ClosedResource);
+                }
+                Ok(())
+            }
+            // 1.20 (and 2.3 for anything else): `except Exception:
+            // logger.exception("Error in message router")`.
             Err(e) if e.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "Error in message router\n{e}");
                 Ok(())

@@ -1,6 +1,7 @@
 //! The POST path of `StreamableHTTPServerTransport._handle_post_request`: an
-//! SSE response (`sse_writer` feeding an `EventSourceResponse`, inside an outer
-//! task group that hands the request to the session) or a JSON response.
+//! SSE response (the SSE writer — 1.20's `sse_writer`, 2.3's
+//! `_run_sse_writer` — feeding an `EventSourceResponse`, inside an outer task
+//! group that hands the request to the session) or a JSON response.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -10,11 +11,12 @@ use serde_json::Value;
 use super::super::anyio::{
     Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
 };
+use super::super::release::Release;
 use super::super::sse_starlette::ServerSentEvent;
 use super::super::starlette::Request;
 use super::{EventMessage, ReadItem, SessionMessage, Transport, sse_event};
 use crate::asgi::{Receive, Send};
-use crate::mcp::{Message, codes, id_key};
+use crate::mcp::{self, Message, codes, id_key};
 
 impl Transport {
     pub(super) async fn handle_post_request(
@@ -38,13 +40,16 @@ impl Transport {
         match result {
             Err(err) if err.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "Error handling POST request\n{err}");
-                self.error_response(
-                    &format!("Error handling POST request: {}", err.py_str()),
-                    500,
-                    codes::INTERNAL_ERROR,
-                )
-                .call(cx, &*send)
-                .await?;
+                // 1.20: f"Error handling POST request: {err}"; 2.3 leaves the
+                // exception out of the body.
+                let message = if self.release.post_error_names_the_exception() {
+                    format!("Error handling POST request: {}", err.py_str())
+                } else {
+                    "Error handling POST request".to_string()
+                };
+                self.error_response(&message, 500, codes::INTERNAL_ERROR)
+                    .call(cx, &*send)
+                    .await?;
                 writer.send(cx, ReadItem::Exception(err)).await
             }
             other => other,
@@ -123,22 +128,51 @@ impl Transport {
             return Ok(());
         }
 
-        let Message::Request { id, .. } = &message else {
+        let Message::Request { id, params, .. } = &message else {
             // Notifications and responses: 202 first, then hand over.
             self.json_response(None, 202).call(cx, &*send).await?;
+            let inbound = self.inbound_meta(None);
             return writer
                 .send(
                     cx,
                     ReadItem::Message(SessionMessage {
                         message,
                         related_request_id: None,
+                        inbound,
                     }),
                 )
                 .await;
         };
 
+        // 2.3: "Extract protocol version for priming event decision. For
+        // initialize requests, get from request params. For other requests,
+        // get from header".
+        let protocol_version = if is_init && params.is_some() {
+            params
+                .as_ref()
+                .and_then(|p| p.get("protocolVersion"))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_else(|| mcp::DEFAULT_NEGOTIATED_VERSION.to_string())
+        } else {
+            request
+                .header("mcp-protocol-version")
+                .unwrap_or(mcp::DEFAULT_NEGOTIATED_VERSION)
+                .to_string()
+        };
         let request_id = id_key(id);
-        let (tx, rx) = memory_object_stream::<EventMessage>(0);
+        let inbound = self.inbound_meta(Some(id));
+        // "Mint the priming event before any per-request state exists" (2.3;
+        // never in 1.20, nor in JSON mode).
+        let priming = if self.json_response {
+            None
+        } else {
+            self.mint_priming_event(&request_id, &protocol_version)
+        };
+        let (tx, rx) = self.request_stream();
         let (tx, rx) = (Rc::new(tx), Rc::new(rx));
         self.request_streams
             .borrow_mut()
@@ -147,6 +181,7 @@ impl Transport {
         let session_message = SessionMessage {
             message,
             related_request_id: None,
+            inbound,
         };
 
         if self.json_response {
@@ -172,7 +207,7 @@ impl Transport {
                 request_id.clone(),
             );
             Box::new(move |cx: Cx| {
-                Box::pin(async move { me.sse_writer(cx, sse_tx, reader, rid).await })
+                Box::pin(async move { me.sse_writer(cx, sse_tx, reader, rid, priming).await })
                     as crate::asgi::LocalBoxFuture<'static, PyResult<()>>
             }) as super::super::sse_starlette::DataSender
         };
@@ -185,16 +220,47 @@ impl Transport {
             writer.send(cx, ReadItem::Message(session_message)).await
         })
         .await;
-        match outer {
+        let r = match outer {
             Err(e) if e.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "SSE response error\n{e}");
                 sse_tx.close();
+                // 1.20 closes the reader here only; 2.3 in `finally:`.
                 sse_rx.close();
                 self.clean_up_memory_streams(&request_id);
                 Ok(())
             }
             other => other,
+        };
+        if self.release == Release::V2_3 {
+            // finally: await sse_stream_reader.aclose()
+            sse_rx.close();
         }
+        r
+    }
+
+    /// `_mint_priming_event(stream_id, protocol_version)` (2.3): "Store the
+    /// priming cursor for `stream_id` and return its SSE wire form" — only
+    /// with an event store and a client at 2025-11-25 or later ("older
+    /// clients cannot parse the empty-data event"); no `retry:` unless the
+    /// application set `retry_interval` (it sets none).
+    pub(super) fn mint_priming_event(
+        &self,
+        stream_id: &str,
+        protocol_version: &str,
+    ) -> Option<ServerSentEvent> {
+        if !self.release.primes_streams() {
+            return None;
+        }
+        let store = self.event_store.as_ref()?;
+        if !mcp::is_version_at_least(protocol_version, "2025-11-25") {
+            return None;
+        }
+        let id = store.store_event(stream_id, None);
+        Some(ServerSentEvent {
+            id: Some(id),
+            data: Some(String::new()),
+            ..Default::default()
+        })
     }
 
     async fn post_json(
@@ -207,6 +273,28 @@ impl Transport {
         writer: &Rc<MemorySend<ReadItem>>,
     ) -> PyResult<()> {
         writer.send(cx, ReadItem::Message(session_message)).await?;
+        if self.release.json_mode_drops_related_messages() {
+            // 2.3: "`message_router` deposits only this request's own
+            // response here".
+            let response = match reader.receive(cx).await {
+                Ok(ev) => self.json_response(Some(&ev.message), 200),
+                Err(Exc::EndOfStream | Exc::ClosedResource) => {
+                    tracing::debug!(target: "mcp.server.streamable_http", "Session terminated with request {request_id} in flight; no response to send");
+                    self.error_response(
+                        "Session terminated before the request completed",
+                        500,
+                        codes::INTERNAL_ERROR,
+                    )
+                }
+                Err(e) => {
+                    self.clean_up_memory_streams(&request_id);
+                    return Err(e);
+                }
+            };
+            // finally: await self._clean_up_memory_streams(request_id)
+            self.clean_up_memory_streams(&request_id);
+            return response.call(cx, &*send).await;
+        }
         let body: PyResult<()> = async {
             let mut response = None;
             while let Some(ev) = reader.next(cx).await? {
@@ -243,18 +331,26 @@ impl Transport {
         body
     }
 
-    /// `sse_writer()` — the data sender of the POST's SSE response.
+    /// The data sender of the POST's SSE response: 1.20's `sse_writer()`,
+    /// 2.3's `_run_sse_writer(request_id, sse_stream_writer,
+    /// request_stream_reader, priming_event)`.
     async fn sse_writer(
         self: Rc<Self>,
         cx: Cx,
         sse_tx: Rc<MemorySend<ServerSentEvent>>,
         reader: Rc<MemoryRecv<EventMessage>>,
         request_id: String,
+        priming: Option<ServerSentEvent>,
     ) -> PyResult<()> {
         let body_sent = Cell::new(false);
         let body: PyResult<()> = async {
             // async with sse_stream_writer, request_stream_reader:
             let inner: PyResult<()> = async {
+                // 2.3: if priming_event is not None: await sse_stream_writer.send(priming_event)
+                if let Some(p) = priming {
+                    sse_tx.send(&cx, p).await?;
+                    body_sent.set(true);
+                }
                 while let Some(ev) = reader.next(&cx).await? {
                     sse_tx.send(&cx, sse_event(&ev)).await?;
                     body_sent.set(true);
@@ -271,6 +367,12 @@ impl Transport {
         }
         .await;
         let body = match body {
+            // 2.3: `except anyio.ClosedResourceError: logger.debug("SSE stream
+            // closed by close_sse_stream()")`.
+            Err(Exc::ClosedResource) if self.release.sse_writers_quiet_on_closed() => {
+                tracing::debug!(target: "mcp.server.streamable_http", "SSE stream closed by close_sse_stream()");
+                Ok(())
+            }
             Err(e) if e.is_exception() => {
                 tracing::error!(target: "mcp.server.streamable_http", "Error in SSE writer\n{e}");
                 Ok(())
@@ -279,7 +381,7 @@ impl Transport {
         };
         // finally:
         let fin: PyResult<()> = async {
-            if self.variant.sse_writer_close_event() && !body_sent.get() {
+            if self.model.variant.sse_writer_close_event() && !body_sent.get() {
                 sse_tx
                     .send(
                         &cx,
@@ -292,6 +394,8 @@ impl Transport {
                     .await?;
             }
             tracing::debug!(target: "mcp.server.streamable_http", "Closing SSE writer");
+            // 2.3 also pops `_sse_stream_writers[request_id]` (close_sse_stream's
+            // registry, which nothing in the model reads).
             self.clean_up_memory_streams(&request_id);
             Ok(())
         }

@@ -1,11 +1,18 @@
-//! `TransportSecurityMiddleware` (mcp/server/transport_security.py, 1.20.0).
+//! `TransportSecurityMiddleware` (mcp/server/transport_security.py, 1.20.0
+//! and 2.3.0).
 //!
-//! A POST must carry `Content-Type: application/json…` (400 otherwise). DNS
-//! rebinding protection is off unless settings are given — and FastMCP 1.20
-//! gives none by default, so by default any `Host` and any `Origin` pass. With
-//! settings, a `Host` not in the allowed list gets 421 and an `Origin` (when
-//! present) not in its list gets 403; entries ending in `:*` match any port.
+//! A POST must carry `Content-Type: application/json…` (400 otherwise; 1.20
+//! logs a WARNING first, 2.3 does not). DNS rebinding protection is off
+//! unless settings are given — and FastMCP 1.20 gives none by default, so by
+//! default any `Host` and any `Origin` pass; 2.3's app factory gives loopback
+//! lists for a loopback host (see [`Release::default_dns_rebinding_protection`]).
+//! With settings, a `Host` not in the allowed list gets 421 and an `Origin`
+//! (when present) not in its list gets 403; entries ending in `:*` match any
+//! port.
+//!
+//! [`Release::default_dns_rebinding_protection`]: super::super::release::Release::default_dns_rebinding_protection
 
+use super::super::release::Release;
 use super::super::starlette::{Request, Response};
 
 /// `TransportSecuritySettings(enable_dns_rebinding_protection=True, ...)`.
@@ -23,14 +30,18 @@ fn matches(value: &str, allowed: &[String]) -> bool {
 
 /// `await validate_request(request, is_post)`: the error response, if any.
 pub fn validate_request(
+    release: Release,
     settings: Option<&SecuritySettings>,
     request: &Request,
     is_post: bool,
 ) -> Option<Response> {
+    let warns = release.warns_on_bad_content_type();
     if is_post {
         match request.header("content-type") {
             None | Some("") => {
-                tracing::warn!(target: "mcp.server.transport_security", "Missing Content-Type header in POST request");
+                if warns {
+                    tracing::warn!(target: "mcp.server.transport_security", "Missing Content-Type header in POST request");
+                }
                 return Some(Response::new(
                     "Invalid Content-Type header",
                     400,
@@ -39,7 +50,9 @@ pub fn validate_request(
                 ));
             }
             Some(ct) if !ct.to_ascii_lowercase().starts_with("application/json") => {
-                tracing::warn!(target: "mcp.server.transport_security", "Invalid Content-Type header: {ct}");
+                if warns {
+                    tracing::warn!(target: "mcp.server.transport_security", "Invalid Content-Type header: {ct}");
+                }
                 return Some(Response::new(
                     "Invalid Content-Type header",
                     400,
@@ -68,6 +81,25 @@ pub fn validate_request(
             Some(Response::new("Invalid Origin header", 403, vec![], None))
         }
         _ => None,
+    }
+}
+
+impl SecuritySettings {
+    /// 2.3's `streamable_http_app(host="127.0.0.1")` default: "Auto-enable
+    /// DNS rebinding protection for localhost". `own_host` is the `Host` the
+    /// simulated server is reached by, which stands in for `127.0.0.1:PORT`
+    /// (see [`Release::default_dns_rebinding_protection`]).
+    pub fn loopback_default(own_host: &str) -> Self {
+        let mut allowed_hosts: Vec<String> = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+            .map(String::from)
+            .to_vec();
+        allowed_hosts.push(format!("{own_host}:*"));
+        Self {
+            allowed_hosts,
+            allowed_origins: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+                .map(String::from)
+                .to_vec(),
+        }
     }
 }
 
