@@ -28,11 +28,13 @@
 //! * [`servers`] — the servers under test, behind a small trait: a server is a
 //!   process that takes a listener, an id source, signals and a place for its
 //!   observations, and knows nothing of the simulator.
-//!   [`servers::python_sdk`] models python-sdk 1.20.0 layer by layer —
-//!   anyio's cancellation semantics, uvicorn as the ASGI host over real hyper
-//!   HTTP/1.1, sse-starlette's `EventSourceResponse`, the MCP transport and
-//!   session manager — in three variants (as released, the seed repro's fix,
-//!   a real fix).
+//!   [`servers::python_sdk`] models python-sdk layer by layer — anyio's
+//!   cancellation semantics, uvicorn as the ASGI host over real hyper
+//!   HTTP/1.1, sse-starlette's `EventSourceResponse`, the MCP transport,
+//!   session manager and request dispatch — in two releases (mcp 2.3.0,
+//!   today's, and 1.20.0, the seed's; what 2.3 changes is listed in one
+//!   file, [`servers::python_sdk::release`]) times three variants (as
+//!   released, the seed repro's fix, a real fix).
 //! * [`asgi`] — the ASGI contract as types; applications are tower services,
 //!   and [`asgi::tracking`] is the tower layer through which the harness sees
 //!   every response start, body, final body and disconnect.

@@ -112,6 +112,22 @@ fn the_model_driven_over_real_tcp_fails_as_it_does_in_simulation() {
 }
 
 #[test]
+fn a_session_the_server_will_reap_is_no_leak_over_real_tcp_either() {
+    // The observation contract's expiry: the 2.3 model reports when each
+    // session's idle timeout falls (`expires_at`), and drive's `leak` judges
+    // it as the simulator does — the crashed client's session will be reaped,
+    // so only #1437 remains; 1.20 reports none, and the session leaks.
+    let (code, v23) = drive_owned("missing-body", 1, "python-sdk-2.3", true);
+    assert_eq!(code, 1, "{v23}");
+    assert_eq!(oracles(&v23, "failures"), ["missing-final-body"], "{v23}");
+    let (_, v120) = drive_owned("missing-body", 1, "python-sdk-1.20", true);
+    assert!(
+        oracles(&v120, "failures").contains(&"leak".to_string()),
+        "{v120}"
+    );
+}
+
+#[test]
 fn native_passes_the_missing_body_schedule() {
     let (code, v) = drive_owned("missing-body", 1, "native", false);
     assert_eq!(code, 0, "{v}");

@@ -560,6 +560,9 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
     let mut quiet_since: Option<Duration> = None;
     let mut idle_since: Option<Duration> = None;
     let mut last_poll: Option<Duration> = None;
+    // As in the simulator: after a SIGTERM the run is not over until the
+    // server process has exited (or a crash or restart replaced it).
+    let mut shutdown_pending = false;
     let end = loop {
         let now = start.elapsed();
         while next < schedule.len() && schedule[next].at <= now {
@@ -567,6 +570,15 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
             next += 1;
             match apply(&f.kind, &mut hosts, &shared, server.as_mut()).await {
                 Ok(()) => {
+                    match &f.kind {
+                        FaultKind::Shutdown { .. } => shutdown_pending = true,
+                        FaultKind::Crash { host } | FaultKind::Restart { host }
+                            if host == SERVER_HOST =>
+                        {
+                            shutdown_pending = false
+                        }
+                        _ => {}
+                    }
                     tracing::info!(target: "mcpsim::fault", "{}", f.kind);
                     applied.push(AppliedFault {
                         at: start.elapsed(),
@@ -591,7 +603,11 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
                 h.proxy.set_patience(Duration::ZERO);
             }
         }
-        let clients_done = next == schedule.len() && hosts.iter().all(|h| !h.running.get());
+        if shutdown_pending && !server.as_mut().is_some_and(|s| s.running()) {
+            shutdown_pending = false;
+        }
+        let clients_done =
+            next == schedule.len() && !shutdown_pending && hosts.iter().all(|h| !h.running.get());
         // The server is asked only once nothing else is left to happen.
         let due = last_poll.is_none_or(|t| now >= t + Duration::from_millis(100));
         let idle = if !clients_done {
