@@ -606,8 +606,13 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
         if shutdown_pending && !server.as_mut().is_some_and(|s| s.running()) {
             shutdown_pending = false;
         }
-        let clients_done =
-            next == schedule.len() && !shutdown_pending && hosts.iter().all(|h| !h.running.get());
+        // A restarted server is up at once in the simulator; here the run is
+        // not over before the new process listens (and can be observed).
+        let restarting = server.as_ref().is_some_and(|s| s.starting);
+        let clients_done = next == schedule.len()
+            && !shutdown_pending
+            && !restarting
+            && hosts.iter().all(|h| !h.running.get());
         // The server is asked only once nothing else is left to happen.
         let due = last_poll.is_none_or(|t| now >= t + Duration::from_millis(100));
         let idle = if !clients_done {
@@ -702,7 +707,9 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
         m.kill().await;
     }
     let quiescent = end == EndReason::Quiescent;
-    let current = docs.last().map(|(i, _)| *i).unwrap_or(0);
+    // The probe is the running process's, never an earlier incarnation's: a
+    // process that is gone holds nothing.
+    let current = server.as_ref().map_or(0, |m| m.incarnation);
     let mut asgi = Vec::new();
     let mut server_log = Vec::new();
     let mut has_log = false;
