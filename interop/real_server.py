@@ -35,46 +35,15 @@ from __future__ import annotations
 import argparse
 import os
 
-import anyio
 import uvicorn
-from pydantic import BaseModel
 
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.transport_security import TransportSecuritySettings
 
-from tracking import InMemoryEventStore, Observations, Tracking, keep_log, seconds_text
-
-
-class Observations120(Observations):
-    """What mcp 1.20.0 holds: the session manager's transports by session id,
-    each with its request streams. It never reaps a session, so no session
-    expires."""
-
-    def sessions(self) -> list[dict]:
-        if self.manager is None:
-            return []
-        return [
-            {
-                "id": sid,
-                "terminated": bool(t.is_terminated),
-                "created_at": self.session_seen.get(sid, self.started),
-                "expires_at": None,
-            }
-            for sid, t in list(self.manager._server_instances.items())
-        ]
-
-    def open_streams(self) -> list[dict]:
-        return [
-            {"session": t.mcp_session_id, "stream": str(key)}
-            for t in list(self.transports)
-            for key in list(t._request_streams.keys())
-        ]
-
-
-class Answer(BaseModel):
-    answer: str
+from scenario_tools import register_tools
+from tracking import InMemoryEventStore, Observations, Tracking, instrument, keep_log
 
 
 def build(args, obs: Observations):
@@ -93,59 +62,11 @@ def build(args, obs: Observations):
         transport_security=security,
     )
 
-    @mcp.tool()
-    def get_greeting(name: str = "world") -> str:
-        """Return a greeting at once."""
-        return f"Hello, {name}!"
-
-    @mcp.tool()
-    async def slow_operation(seconds: float = 2) -> str:
-        """Sleep for `seconds`, then answer."""
-        await anyio.sleep(seconds)
-        return f"Completed after {seconds_text(seconds)} seconds"
-
-    @mcp.tool()
-    async def progress_operation(ctx: Context, seconds: float = 2, steps: int = 4) -> str:
-        """Sleep for `seconds` in `steps`, reporting progress after each."""
-        steps = max(1, min(100, steps))
-        for i in range(1, steps + 1):
-            await anyio.sleep(seconds / steps)
-            await ctx.report_progress(i, steps)
-        return f"Completed {steps} steps"
-
-    @mcp.tool()
-    async def ask_user(ctx: Context, question: str = "What is your name?") -> str:
-        """Ask the client a question (elicitation) and answer with what it said."""
-        r = await ctx.elicit(message=question, schema=Answer)
-        if r.action == "accept":
-            return f"You said: {r.data.answer}"
-        return f"The user chose to {r.action}"
+    register_tools(mcp, Context)
 
     app = mcp.streamable_http_app()
     obs.manager = mcp.session_manager
     return app
-
-
-def instrument(obs: Observations) -> None:
-    """Probes on the stack's insides, read only when asked: live transports
-    (for the request streams they hold) and request handlers running."""
-    init = StreamableHTTPServerTransport.__init__
-
-    def tracked_init(self, *a, **kw):
-        init(self, *a, **kw)
-        obs.transports.add(self)
-
-    StreamableHTTPServerTransport.__init__ = tracked_init
-    handle = Server._handle_request
-
-    async def counted(self, *a, **kw):
-        obs.handlers += 1
-        try:
-            return await handle(self, *a, **kw)
-        finally:
-            obs.handlers -= 1
-
-    Server._handle_request = counted
 
 
 def main() -> None:
@@ -162,8 +83,9 @@ def main() -> None:
     p.add_argument("--allowed-hosts", default=env("MCPSIM_ALLOWED_HOSTS"))
     p.add_argument("--allowed-origins", default=env("MCPSIM_ALLOWED_ORIGINS"))
     args = p.parse_args()
-    obs = Observations120(os.environ.get("MCPSIM_OBSERVATIONS_FILE"))
-    instrument(obs)
+    obs = Observations(os.environ.get("MCPSIM_OBSERVATIONS_FILE"))
+    # mcp 1.20 dispatches a request to its handler in Server._handle_request.
+    instrument(obs, StreamableHTTPServerTransport, Server, "_handle_request")
     app = Tracking(build(args, obs), obs)
     obs.changed()
     config = uvicorn.Config(

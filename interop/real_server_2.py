@@ -170,14 +170,14 @@ for _patch in ARGS.patch:
 
 import anyio  # noqa: E402
 import uvicorn  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
 
 from mcp.server.mcpserver import Context, MCPServer  # noqa: E402
 from mcp.server.runner import ServerRunner  # noqa: E402
 from mcp.server.streamable_http import StreamableHTTPServerTransport  # noqa: E402
 from mcp.server.transport_security import TransportSecuritySettings  # noqa: E402
 
-from tracking import InMemoryEventStore, Observations, Tracking, keep_log, seconds_text  # noqa: E402
+from scenario_tools import register_tools  # noqa: E402
+from tracking import InMemoryEventStore, Observations, Tracking, instrument, keep_log  # noqa: E402
 
 
 def expires_at(t: StreamableHTTPServerTransport) -> float | None:
@@ -197,61 +197,14 @@ class Observations2(Observations):
     """What mcp 2.3.0 holds: the session manager's transports by session id,
     each with its request streams and its idle scope."""
 
-    def sessions(self) -> list[dict]:
-        if self.manager is None:
-            return []
-        return [
-            {
-                "id": sid,
-                "terminated": bool(t.is_terminated),
-                "created_at": self.session_seen.get(sid, self.started),
-                "expires_at": expires_at(t),
-            }
-            for sid, t in list(self.manager._server_instances.items())
-        ]
-
-    def open_streams(self) -> list[dict]:
-        return [
-            {"session": t.mcp_session_id, "stream": str(key)}
-            for t in list(self.transports)
-            for key in list(t._request_streams.keys())
-        ]
-
-
-class Answer(BaseModel):
-    answer: str
+    def expires_at(self, transport) -> float | None:
+        return expires_at(transport)
 
 
 def build(args, obs: Observations2):
     mcp = MCPServer("mcpsim-real")
 
-    @mcp.tool()
-    def get_greeting(name: str = "world") -> str:
-        """Return a greeting at once."""
-        return f"Hello, {name}!"
-
-    @mcp.tool()
-    async def slow_operation(seconds: float = 2) -> str:
-        """Sleep for `seconds`, then answer."""
-        await anyio.sleep(seconds)
-        return f"Completed after {seconds_text(seconds)} seconds"
-
-    @mcp.tool()
-    async def progress_operation(ctx: Context, seconds: float = 2, steps: int = 4) -> str:
-        """Sleep for `seconds` in `steps`, reporting progress after each."""
-        steps = max(1, min(100, steps))
-        for i in range(1, steps + 1):
-            await anyio.sleep(seconds / steps)
-            await ctx.report_progress(i, steps)
-        return f"Completed {steps} steps"
-
-    @mcp.tool()
-    async def ask_user(ctx: Context, question: str = "What is your name?") -> str:
-        """Ask the client a question (elicitation) and answer with what it said."""
-        r = await ctx.elicit(message=question, schema=Answer)
-        if r.action == "accept":
-            return f"You said: {r.data.answer}"
-        return f"The user chose to {r.action}"
+    register_tools(mcp, Context)
 
     options = {}
     if args.allowed_hosts is not None or args.allowed_origins is not None:
@@ -275,39 +228,17 @@ def build(args, obs: Observations2):
     return app
 
 
-def instrument(obs: Observations2) -> None:
-    """Probes on the stack's insides, read only when asked: live transports
-    (for the request streams and idle scopes they hold) and request handlers
-    running."""
-    init = StreamableHTTPServerTransport.__init__
-
-    def tracked_init(self, *a, **kw):
-        init(self, *a, **kw)
-        obs.transports.add(self)
-
-    StreamableHTTPServerTransport.__init__ = tracked_init
-    # `ServerRunner.on_request` is a cached property returning the bound
-    # `_on_request`, looked up on first use: replacing the class attribute
-    # before any runner exists reaches every dispatch path.
-    handle = ServerRunner._on_request
-
-    async def counted(self, *a, **kw):
-        obs.handlers += 1
-        try:
-            return await handle(self, *a, **kw)
-        finally:
-            obs.handlers -= 1
-
-    ServerRunner._on_request = counted
-
-
 def main() -> None:
     args = ARGS
     obs = Observations2(
         os.environ.get("MCPSIM_OBSERVATIONS_FILE"),
         patched=[os.path.basename(p) for p in args.patch],
     )
-    instrument(obs)
+    # 2.x dispatches every request through `ServerRunner.on_request`, a cached
+    # property returning the bound `_on_request`, looked up on first use:
+    # replacing the class attribute before any runner exists reaches every
+    # dispatch path.
+    instrument(obs, StreamableHTTPServerTransport, ServerRunner, "_on_request")
     app = Tracking(build(args, obs), obs)
     obs.changed()
     config = uvicorn.Config(

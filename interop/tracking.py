@@ -41,9 +41,10 @@ OBSERVATIONS_PATH = "/__mcpsim/observations"
 class Observations:
     """Everything the middleware and the probes saw, as one JSON document.
 
-    A subclass says how the release it runs holds its sessions and request
-    streams (`sessions`, `open_streams`) and, where it reaps idle sessions,
-    `session_idle_timeout`."""
+    Both releases keep their sessions in the session manager's
+    `_server_instances` and their request streams in each transport's
+    `_request_streams`; a release that reaps idle sessions says when
+    (`expires_at`) and after how long (`session_idle_timeout`)."""
 
     #: Seconds a session may idle before the stack reaps it; None: never.
     session_idle_timeout: float | None = None
@@ -60,12 +61,32 @@ class Observations:
         self.started = time.time()
 
     def sessions(self) -> list[dict]:
-        """The sessions the stack holds: id, terminated, created_at, expires_at."""
-        raise NotImplementedError
+        """The sessions the stack holds (both releases keep them in the session
+        manager's `_server_instances`): id, terminated, created_at, expires_at."""
+        if self.manager is None:
+            return []
+        return [
+            {
+                "id": sid,
+                "terminated": bool(t.is_terminated),
+                "created_at": self.session_seen.get(sid, self.started),
+                "expires_at": self.expires_at(t),
+            }
+            for sid, t in list(self.manager._server_instances.items())
+        ]
+
+    def expires_at(self, transport) -> float | None:
+        """When the stack will reap this session if nothing else arrives
+        (epoch seconds); None: it will not. A release that reaps overrides it."""
+        return None
 
     def open_streams(self) -> list[dict]:
         """The request streams the stack's transports still hold: session, stream."""
-        raise NotImplementedError
+        return [
+            {"session": t.mcp_session_id, "stream": str(key)}
+            for t in list(self.transports)
+            for key in list(t._request_streams.keys())
+        ]
 
     def server(self) -> str:
         patched = f"; patched: {', '.join(self.patched)}" if self.patched else ""
@@ -295,7 +316,26 @@ class InMemoryEventStore(EventStore):
         return last.stream_id
 
 
-def seconds_text(s: float) -> str:
-    """A float as Rust's Display writes it (mcpsim's tool texts): 2 → "2"."""
-    t = repr(float(s))
-    return t[:-2] if t.endswith(".0") else t
+def instrument(obs: Observations, transport_cls, dispatch_cls, dispatch_method: str) -> None:
+    """Probes on the stack's insides, read only when asked: every transport
+    the stack makes (`transport_cls.__init__`, for the request streams and
+    sessions it holds) and the request handlers running (`dispatch_method`
+    of `dispatch_cls`, where the release dispatches a request to its
+    handler)."""
+    init = transport_cls.__init__
+
+    def tracked_init(self, *a, **kw):
+        init(self, *a, **kw)
+        obs.transports.add(self)
+
+    transport_cls.__init__ = tracked_init
+    handle = getattr(dispatch_cls, dispatch_method)
+
+    async def counted(self, *a, **kw):
+        obs.handlers += 1
+        try:
+            return await handle(self, *a, **kw)
+        finally:
+            obs.handlers -= 1
+
+    setattr(dispatch_cls, dispatch_method, counted)

@@ -30,7 +30,8 @@ use super::anyio::{
     task_group,
 };
 use super::pydict::PyDict;
-use super::session::HandlerCount;
+use super::release::Release;
+use super::session::{HandlerCount, Running};
 use super::tools::{self, ToolContext, ToolSession};
 use super::transport::{InboundMeta, ReadItem, SessionMessage};
 use crate::asgi::LocalBoxFuture;
@@ -43,27 +44,6 @@ const CONNECTION_CLOSED: i64 = -32000;
 const SHUTDOWN_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `_ABANDON_WRITE_TIMEOUT`: the bound of a courtesy cancel.
 const ABANDON_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Methods in mcp-types' `SPEC_CLIENT_METHODS` that the model validates the
-/// way `validate_client_request` does for mcpsim's client (the params of a
-/// `tools/call` need a `name`).
-const SPEC_CLIENT_METHODS: [&str; 15] = [
-    "initialize",
-    "ping",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-    "server/discover",
-    "subscriptions/listen",
-];
 
 /// The request handlers `MCPServer` registers with its low-level `Server`
 /// (plus the default `ping`); anything else is METHOD_NOT_FOUND.
@@ -191,23 +171,6 @@ pub async fn serve_stateless(
 ) -> PyResult<()> {
     let d = Dispatcher::new(write, Some(false), &version, true, handlers);
     d.run(cx, read).await
-}
-
-/// Counts a running request handler for the probe (the interop server hooks
-/// `ServerRunner._on_request` the same way).
-struct Running(HandlerCount);
-
-impl Running {
-    fn new(c: &HandlerCount) -> Self {
-        c.set(c.get() + 1);
-        Running(c.clone())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
 }
 
 impl Dispatcher {
@@ -564,19 +527,9 @@ impl Dispatcher {
         params: Option<&Value>,
         dctx: &Rc<DispatchContext>,
     ) -> PyResult<Value> {
-        if SPEC_CLIENT_METHODS.contains(&method) {
+        if Release::V2_3.is_client_request_method(method) {
             // `_methods.validate_client_request(method, version, params)`.
-            if method == "tools/call"
-                && params
-                    .and_then(|p| p.get("name"))
-                    .and_then(Value::as_str)
-                    .is_none()
-            {
-                return Err(Exc::Other {
-                    class: "ValidationError",
-                    msg: "tools/call needs params.name".into(),
-                });
-            }
+            tools::validate_params(method, params)?;
         }
         if method == "initialize" {
             let requested = params
@@ -640,10 +593,23 @@ impl Dispatcher {
         }
     }
 
+    /// `_write(message, metadata)`: onto the session's write stream, routed
+    /// by the message's id or, for a notification or request, `related`.
+    async fn write_message(
+        &self,
+        cx: &Cx,
+        message: Message,
+        related: Option<&Value>,
+    ) -> PyResult<()> {
+        self.write
+            .send(cx, SessionMessage::related(message, related.map(id_key)))
+            .await
+    }
+
     /// `_write_result` / `_write_error`: a closed write stream drops it at
     /// debug.
     async fn write_result(&self, cx: &Cx, message: Message) -> PyResult<()> {
-        match self.write.send(cx, SessionMessage::new(message)).await {
+        match self.write_message(cx, message, None).await {
             Err(Exc::BrokenResource | Exc::ClosedResource) => {
                 tracing::debug!(target: "mcp.shared.jsonrpc_dispatcher", "dropped answer: write stream closed");
                 Ok(())
@@ -710,11 +676,7 @@ impl Dispatcher {
             method: method.into(),
             params: Some(params),
         };
-        match self
-            .write
-            .send(cx, SessionMessage::related(message, related.map(id_key)))
-            .await
-        {
+        match self.write_message(cx, message, related).await {
             Err(Exc::BrokenResource | Exc::ClosedResource) => {
                 tracing::debug!(target: "mcp.shared.jsonrpc_dispatcher", "dropped {method}: write stream closed");
                 Ok(())
@@ -769,11 +731,7 @@ impl Dispatcher {
                 method: method.into(),
                 params: Some(params),
             };
-            match self
-                .write
-                .send(cx, SessionMessage::related(message, related.map(id_key)))
-                .await
-            {
+            match self.write_message(cx, message, related).await {
                 Err(Exc::BrokenResource | Exc::ClosedResource) => return Err(closed()),
                 other => other?,
             }

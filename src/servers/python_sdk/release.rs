@@ -315,6 +315,33 @@ impl Release {
         }
     }
 
+    /// Is `method` one the spec's types know, so that the dispatch layer
+    /// validates it before it looks for a handler? 1.20's `ClientRequest`
+    /// union (anything else fails validation, "Invalid request
+    /// parameters"); 2.3's `SPEC_CLIENT_METHODS`, which adds `server/discover`
+    /// and `subscriptions/listen` (anything else is looked up as a custom
+    /// method, and without a handler is METHOD_NOT_FOUND).
+    pub fn is_client_request_method(self, method: &str) -> bool {
+        const BOTH: [&str; 13] = [
+            "initialize",
+            "ping",
+            "tools/list",
+            "tools/call",
+            "resources/list",
+            "resources/templates/list",
+            "resources/read",
+            "resources/subscribe",
+            "resources/unsubscribe",
+            "prompts/list",
+            "prompts/get",
+            "completion/complete",
+            "logging/setLevel",
+        ];
+        BOTH.contains(&method)
+            || (self == Release::V2_3
+                && matches!(method, "server/discover" | "subscriptions/listen"))
+    }
+
     // ----- the application's tools (FastMCP 1.20, MCPServer 2.3) -----
 
     /// Where `ctx.report_progress` sends its notification. FastMCP 1.20:

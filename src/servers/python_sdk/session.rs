@@ -19,6 +19,7 @@ use super::anyio::{
     CancelScope, Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
 };
 use super::pydict::PyDict;
+use super::release::Release;
 use super::tools::{self, ToolContext, ToolSession};
 use super::transport::{ReadItem, SessionMessage};
 use crate::asgi::LocalBoxFuture;
@@ -64,24 +65,6 @@ enum Incoming {
     Notification(String),
     Exception(Exc),
 }
-
-/// Methods in python-sdk's `ClientRequest` union; anything else fails
-/// validation ("Invalid request parameters").
-const CLIENT_REQUESTS: [&str; 13] = [
-    "initialize",
-    "ping",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-];
 
 /// The server side of one MCP session.
 pub struct ServerSession {
@@ -140,10 +123,12 @@ impl ToolSession for ToolCtx {
 /// Counts request handlers running in a process (for the probe).
 pub type HandlerCount = Rc<Cell<usize>>;
 
-struct Running(HandlerCount);
+/// Counts one running request handler while it lives (both releases'
+/// dispatch layers; the interop servers count the same way).
+pub(super) struct Running(HandlerCount);
 
 impl Running {
-    fn new(c: &HandlerCount) -> Self {
+    pub(super) fn new(c: &HandlerCount) -> Self {
         c.set(c.get() + 1);
         Running(c.clone())
     }
@@ -604,22 +589,11 @@ fn request_type(method: &str) -> &'static str {
 }
 
 fn validate_request(method: &str, params: Option<&Value>) -> PyResult<()> {
-    if !CLIENT_REQUESTS.contains(&method) {
+    if !Release::V1_20.is_client_request_method(method) {
         return Err(Exc::Other {
             class: "ValidationError",
             msg: format!("unknown request method {method:?}"),
         });
     }
-    if method == "tools/call"
-        && params
-            .and_then(|p| p.get("name"))
-            .and_then(Value::as_str)
-            .is_none()
-    {
-        return Err(Exc::Other {
-            class: "ValidationError",
-            msg: "tools/call needs params.name".into(),
-        });
-    }
-    Ok(())
+    tools::validate_params(method, params)
 }

@@ -46,6 +46,24 @@ pub struct ToolContext<'a> {
     pub session: &'a dyn ToolSession,
 }
 
+/// What pydantic checks of a request's params for mcpsim's client, in both
+/// releases (1.20's `ClientRequest` union, 2.3's `validate_client_request`):
+/// a `tools/call` needs a `name`.
+pub fn validate_params(method: &str, params: Option<&Value>) -> PyResult<()> {
+    if method == "tools/call"
+        && params
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .is_none()
+    {
+        return Err(super::anyio::Exc::Other {
+            class: "ValidationError",
+            msg: "tools/call needs params.name".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The `tools/list` result.
 pub fn list() -> Value {
     tools::list()

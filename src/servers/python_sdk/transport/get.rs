@@ -94,15 +94,9 @@ impl Transport {
         sse_tx: Rc<super::super::anyio::MemorySend<ServerSentEvent>>,
     ) -> PyResult<()> {
         let body: PyResult<()> = async {
-            let (tx, rx) = self.request_stream();
-            let rx = Rc::new(rx);
-            self.request_streams
-                .borrow_mut()
-                .insert(GET_STREAM_KEY.into(), (Rc::new(tx), rx.clone()));
             // async with sse_stream_writer, standalone_stream_reader:
-            let inner = pump(&cx, &rx, &sse_tx).await;
+            let inner = self.forward(&cx, GET_STREAM_KEY, &sse_tx).await;
             sse_tx.close();
-            rx.close();
             inner
         }
         .await;
@@ -172,29 +166,13 @@ impl Transport {
                                         {
                                             sse_tx.send(&cx, p).await?;
                                         }
-                                        let (tx, rx) = me.request_stream();
-                                        let rx = Rc::new(rx);
-                                        me.request_streams
-                                            .borrow_mut()
-                                            .insert(stream_id.clone(), (Rc::new(tx), rx.clone()));
-                                        // async with msg_reader:
-                                        let fwd = pump(&cx, &rx, &sse_tx).await;
-                                        rx.close();
-                                        fwd
+                                        me.forward(&cx, &stream_id, &sse_tx).await
                                     }
                                     .await;
                                     me.clean_up_memory_streams(&stream_id);
                                     fwd?;
                                 } else {
-                                    let (tx, rx) = me.request_stream();
-                                    let rx = Rc::new(rx);
-                                    me.request_streams
-                                        .borrow_mut()
-                                        .insert(stream_id.clone(), (Rc::new(tx), rx.clone()));
-                                    // async with msg_reader:
-                                    let fwd = pump(&cx, &rx, &sse_tx).await;
-                                    rx.close();
-                                    fwd?;
+                                    me.forward(&cx, &stream_id, &sse_tx).await?;
                                 }
                             }
                             Ok(())
@@ -230,6 +208,29 @@ impl Transport {
         // finally:
         sse_tx.close();
         sse_rx.close();
+        r
+    }
+}
+
+impl Transport {
+    /// File a new request stream under `key` and forward its messages to
+    /// the SSE response as they come (`self._request_streams[key] =
+    /// create_memory_object_stream(...)`; `async with reader: async for
+    /// event_message in reader: await sse_stream_writer.send(...)`), as the
+    /// standalone writer and a replay's live tail do.
+    async fn forward(
+        &self,
+        cx: &Cx,
+        key: &str,
+        sse_tx: &super::super::anyio::MemorySend<ServerSentEvent>,
+    ) -> PyResult<()> {
+        let (tx, rx) = self.request_stream();
+        let rx = Rc::new(rx);
+        self.request_streams
+            .borrow_mut()
+            .insert(key.to_string(), (Rc::new(tx), rx.clone()));
+        let r = pump(cx, &rx, sse_tx).await;
+        rx.close();
         r
     }
 }
