@@ -17,6 +17,11 @@ use tokio::task::JoinHandle;
 /// The tracing target that marks a panic inside a simulated task.
 pub const PANIC_TARGET: &str = "mcpsim::panic";
 
+/// The tracing target a model uses when a run reaches a path it does not
+/// cover: like a panic, the run becomes an internal error (exit 3), never a
+/// verdict.
+pub const UNMODELLED_TARGET: &str = "mcpsim::unmodelled";
+
 /// `tokio::task::spawn_local`, with panics reported (see the module docs).
 pub fn spawn<F>(name: &'static str, fut: F) -> JoinHandle<Option<F::Output>>
 where

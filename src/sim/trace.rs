@@ -89,7 +89,7 @@ impl TraceSink {
             .unwrap_or_default()
     }
 
-    /// Has a simulated task panicked?
+    /// Has a simulated task panicked, or a model left its ground?
     pub fn panicked(&self) -> Option<String> {
         self.panic.lock().ok()?.clone()
     }
@@ -252,10 +252,20 @@ impl Subscriber for Capture {
         {
             p.get_or_insert_with(|| {
                 format!(
-                    "{} (task {}, host {})",
+                    "a simulated task panicked: {} (task {}, host {})",
                     line.msg,
                     line.fields.get("task").cloned().unwrap_or_default(),
                     line.host
+                )
+            });
+        }
+        if line.target == crate::task::UNMODELLED_TARGET
+            && let Ok(mut p) = self.sink.panic.lock()
+        {
+            p.get_or_insert_with(|| {
+                format!(
+                    "the run reached a path the model does not cover: {} (host {})",
+                    line.msg, line.host
                 )
             });
         }

@@ -312,7 +312,7 @@ fn simulate(
             .map_err(|e| Error::Internal(format!("a simulated host failed: {e}")))?;
         steps += 1;
         if let Some(p) = sink.panicked() {
-            return Err(Error::Internal(format!("a simulated task panicked: {p}")));
+            return Err(Error::Internal(p));
         }
         if shutdown_pending && !sim.is_host_running(SERVER_HOST) {
             shutdown_pending = false;

@@ -206,8 +206,9 @@ impl SessionManager {
         {
             // `await handle_modern_request(...)`: the 2026-07-28 era, which
             // mcpsim's client never speaks (it sends the version the server
-            // negotiated). Said loudly rather than guessed.
-            tracing::error!(target: "mcpsim::model", "python-sdk 2.3 would serve this request on its 2026-07-28 path (MCP-Protocol-Version: {v}), which the model does not cover");
+            // negotiated). The run cannot be judged: an internal error, not
+            // a verdict.
+            tracing::error!(target: crate::task::UNMODELLED_TARGET, "python-sdk 2.3 would serve this request on its 2026-07-28 path (MCP-Protocol-Version: {v})");
             return error_response(
                 "Unsupported protocol version (2026-07-28 path not modelled)",
                 400,
