@@ -112,6 +112,33 @@ enum Cmd {
         /// Worker threads (default: the number of cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Instead: load `mcpsim serve` on loopback (sessions opened, used and
+        /// DELETEd back to back) and print throughput, latency, errors and the
+        /// server's RSS, against a bare hyper server.
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: a stack to load (repeat for more; default native and
+        /// python-sdk-2.3).
+        #[arg(long = "server", value_name = "STACK")]
+        servers: Vec<String>,
+        /// With --serve: how long each stack is loaded.
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// With --serve: kept-alive connections at once.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+    },
+    /// Fuzz the scenario format: mutate every shipped scenario (and make
+    /// some from scratch) with a seeded mutator, and check that each case is
+    /// rejected with one bounded line or realises and runs; print the counts
+    /// by outcome. Exit 1 if any case broke the contract.
+    Fuzz {
+        /// How many cases.
+        #[arg(long, default_value_t = 10_000)]
+        cases: u64,
+        /// The first case's number (cases are seeds: case N replays).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
     },
     /// Serve a stack on a real TCP port (for real clients, the official
     /// conformance suite, curl). Under `drive --server-cmd`, the scenario's
@@ -139,6 +166,21 @@ enum Cmd {
         /// log, sessions and streams) on this address, for `mcpsim drive --observe`.
         #[arg(long, value_name = "ADDR")]
         observe: Option<String>,
+        /// Connections open at once; the next waits for one to close.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
+        /// Close a connection whose first request head has not arrived this
+        /// long after it was accepted, or a later head this long after its
+        /// first byte.
+        #[arg(long, default_value = "10s")]
+        head_timeout: String,
+        /// Close a connection whose request body has not all arrived this long
+        /// after the end of its head.
+        #[arg(long, default_value = "60s")]
+        body_timeout: String,
+        /// Close a connection on which nothing was read or written this long.
+        #[arg(long, default_value = "600s")]
+        idle_timeout: String,
     },
     /// Replay a scenario's schedule against a real server over loopback:
     /// its clients through a fault proxy, its faults on the wall clock.
@@ -190,6 +232,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             // One line: clap's first line, without its usage block.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad arguments").trim();
+            // A flag's value can be anything a user pasted: bounded.
+            let first = crate::error::bounded(first, crate::error::MAX_MESSAGE_CHARS);
             eprintln!("{first} (see mcpsim --help)");
             return 2;
         }
@@ -197,7 +241,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     match execute(cli.cmd) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Internal errors carry what a run saw; bounded like the rest.
+            eprintln!(
+                "error: {}",
+                crate::error::bounded(&e.to_string(), 4 * crate::error::MAX_MESSAGE_CHARS)
+            );
             e.exit_code()
         }
     }
@@ -218,7 +266,7 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             let k = crate::real::drive::check_time_scale(time_scale)?;
             if print_scenario {
                 let sc = scenario::load(&scenario)?;
-                print!("{}", sc.realise(seed).time_scaled(k).to_toml());
+                print!("{}", sc.realise(seed).time_scaled(k)?.to_toml());
                 return Ok(0);
             }
             run(&scenario, seed, server, json, trace, check_determinism, k)
@@ -249,8 +297,49 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             out,
             signature,
         } => run_bisect(&scenario, seed, server, out, signature),
-        Cmd::Bench { seeds, jobs } => {
+        Cmd::Fuzz { cases, first } => run_fuzz(first, cases),
+        Cmd::Bench {
+            seeds,
+            jobs,
+            serve: false,
+            ..
+        } => {
             bench::run(seeds, jobs.unwrap_or_else(cores), &mut std::io::stdout())?;
+            Ok(0)
+        }
+        Cmd::Bench {
+            serve: true,
+            servers,
+            duration,
+            connections,
+            ..
+        } => {
+            let duration = match crate::time::parse_duration(&duration) {
+                Ok(d)
+                    if d >= std::time::Duration::from_secs(1)
+                        && d <= std::time::Duration::from_secs(600) =>
+                {
+                    d
+                }
+                Ok(_) => return Err(InputError::msg("use 1s to 600s").field("--duration").into()),
+                Err(m) => return Err(InputError::msg(m).field("--duration").into()),
+            };
+            if connections == 0 || connections > 1000 {
+                return Err(InputError::msg("use 1 to 1000")
+                    .field("--connections")
+                    .into());
+            }
+            let stacks = if servers.is_empty() {
+                vec!["native".to_string(), "python-sdk-2.3".to_string()]
+            } else {
+                servers
+            };
+            let opts = bench::serve::LoadOptions {
+                stacks,
+                duration,
+                connections,
+            };
+            bench::serve::run(&opts, &mut std::io::stdout())?;
             Ok(0)
         }
         Cmd::Serve {
@@ -261,9 +350,33 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             event_store,
             log,
             observe,
+            max_connections,
+            head_timeout,
+            body_timeout,
+            idle_timeout,
         } => {
             let observe = observe.map(|o| socket_addr(&o, "--observe")).transpose()?;
             let listen = socket_addr(&listen, "--listen")?;
+            let limit = |v: &str, flag: &str| -> Result<std::time::Duration, Error> {
+                match crate::time::parse_duration(v) {
+                    Ok(d) if !d.is_zero() && d <= std::time::Duration::from_secs(86_400) => Ok(d),
+                    Ok(_) => Err(InputError::msg("must be more than 0 and at most 24h")
+                        .field(flag.to_string())
+                        .into()),
+                    Err(m) => Err(InputError::msg(m).field(flag.to_string()).into()),
+                }
+            };
+            if max_connections == 0 || max_connections > 1_000_000 {
+                return Err(InputError::msg("use 1 to 1000000")
+                    .field("--max-connections")
+                    .into());
+            }
+            let limits = crate::real::net::Limits {
+                max_connections,
+                head_timeout: limit(&head_timeout, "--head-timeout")?,
+                body_timeout: limit(&body_timeout, "--body-timeout")?,
+                idle_timeout: limit(&idle_timeout, "--idle-timeout")?,
+            };
             let log = log_level(&log)?;
             let mut config = servers::ServerConfig {
                 stateless,
@@ -278,6 +391,7 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 config,
                 log,
                 observe,
+                limits,
             })
         }
         Cmd::Drive {
@@ -418,7 +532,8 @@ fn run(
     if time_scale != 1.0 {
         // Realising an exact scenario again changes nothing: the scaled one
         // runs with the same seed.
-        sc = sc.realise(seed).time_scaled(time_scale);
+        crate::real::drive::check_time_scale(time_scale)?;
+        sc = sc.realise(seed).time_scaled(time_scale)?;
     }
     let stack = pick_stack(server, &sc)?;
     let (outcome, divergence) = if check_determinism {
@@ -492,7 +607,7 @@ fn run_sweep(
     let stack = pick_stack(server, &sc)?;
     let cfg = sweep::SweepConfig {
         stack: stack.clone(),
-        seeds: sweep::shard_seeds(range.iter(), shard),
+        seeds: sweep::Seeds::new(range.iter(), shard),
         jobs: jobs.unwrap_or_else(cores),
         fail_fast,
         check_determinism,
@@ -501,11 +616,12 @@ fn run_sweep(
         } else {
             None
         },
+        keep: false,
     };
     let bar = if json || !std::io::stderr().is_terminal() {
         indicatif::ProgressBar::hidden()
     } else {
-        let b = indicatif::ProgressBar::new(cfg.seeds.len() as u64);
+        let b = indicatif::ProgressBar::new(cfg.seeds.len());
         b.set_style(
             indicatif::ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} seeds  {per_sec}  ETA {eta}  {msg}",
@@ -540,11 +656,44 @@ fn run_sweep(
     }
     Ok(if !results.errors.is_empty() {
         3
-    } else if results.failing().next().is_some() {
+    } else if results.failed > 0 {
         1
     } else {
         0
     })
+}
+
+fn run_fuzz(first: u64, cases: u64) -> Result<i32, Error> {
+    if cases == 0 || cases > 10_000_000 {
+        return Err(InputError::msg(format!("{cases}: use 1 to 10000000"))
+            .field("--cases")
+            .into());
+    }
+    if first.checked_add(cases).is_none() {
+        return Err(InputError::msg("the cases' numbers overflow")
+            .field("--first")
+            .into());
+    }
+    let start = std::time::Instant::now();
+    let counts = crate::explore::fuzz::fuzz(first, cases, |case, o| {
+        if let crate::explore::fuzz::Outcome::Broken(why) = o {
+            eprintln!("case {case}: {}", crate::error::bounded(why, 300));
+        }
+    });
+    println!(
+        "fuzz: {} cases ({first}..{}) in {:.1}s: {} rejected with one line, {} ran, {} realised (too long to run), {} broke the contract",
+        counts.total(),
+        first + cases,
+        start.elapsed().as_secs_f64(),
+        counts.rejected,
+        counts.ran,
+        counts.realised,
+        counts.broken.len()
+    );
+    for (case, why) in counts.broken.iter().take(20) {
+        println!("  case {case}: {}", crate::error::bounded(why, 300));
+    }
+    Ok(if counts.broken.is_empty() { 0 } else { 1 })
 }
 
 fn run_bisect(

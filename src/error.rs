@@ -38,19 +38,40 @@ impl InputError {
     }
 }
 
+/// The longest a message may run in an error line; what a user wrote can be
+/// far longer, and an error that echoed it whole would not be one line a
+/// person reads.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+/// The longest a file name or field path may run in an error line.
+pub const MAX_NAME_CHARS: usize = 120;
+
+/// `s` on one line, cut to `max` characters (saying how much was left out).
+pub fn bounded(s: &str, max: usize) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let n = one_line.chars().count();
+    if n <= max {
+        return one_line;
+    }
+    let kept: String = one_line.chars().take(max).collect();
+    format!("{kept}… ({} more characters)", n - max)
+}
+
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.file, self.line) {
-            (Some(file), Some(line)) => write!(f, "{file}:{line}: ")?,
-            (Some(file), None) => write!(f, "{file}: ")?,
+            (Some(file), Some(line)) => write!(f, "{}:{line}: ", bounded(file, MAX_NAME_CHARS))?,
+            (Some(file), None) => write!(f, "{}: ", bounded(file, MAX_NAME_CHARS))?,
             (None, Some(line)) => write!(f, "line {line}: ")?,
             (None, None) => {}
         }
         if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
+            write!(f, "{}: ", bounded(field, MAX_NAME_CHARS))?;
         }
-        // Always one line.
-        write!(f, "{}", self.message.replace('\n', " "))
+        // Always one bounded line.
+        write!(f, "{}", bounded(&self.message, MAX_MESSAGE_CHARS))
     }
 }
 

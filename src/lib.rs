@@ -49,6 +49,10 @@
 //!   and faults against any real server, through a fault proxy
 //!   ([`real::proxy`]) with turmoil's link semantics, judging it with the same
 //!   oracles from what the server exposes ([`real::observe`]).
+//! * [`explore`] — many runs: `sweep` streams seeds over worker threads,
+//!   `bisect` shrinks a failure to its window, `fuzz` throws mutated scenario
+//!   files at the loader. [`bench`] measures mcpsim itself, in simulation and
+//!   as `mcpsim serve` under load, always against a baseline of the same run.
 //!
 //! # Rules of the house
 //!

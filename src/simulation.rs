@@ -120,13 +120,14 @@ impl Simulation {
         let stack = self.stack_name()?;
         let cfg = SweepConfig {
             stack: stack.clone(),
-            seeds: seeds_override(seeds)?.collect(),
+            seeds: sweep::Seeds::new(seeds_override(seeds)?, None),
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
             fail_fast: false,
             check_determinism: false,
             child: None,
+            keep: true,
         };
         let results = sweep::sweep(&self.scenario, &cfg, |_| {});
         if let Some(e) = results.errors.first() {

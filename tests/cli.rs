@@ -180,3 +180,55 @@ fn list_shows_scenarios_stacks_and_oracles() {
         assert!(out.contains(want), "{want}");
     }
 }
+
+#[test]
+fn hostile_input_is_one_bounded_line_and_huge_ranges_stream() {
+    // D8: a 1 MB value is not echoed whole.
+    let big = write(
+        "big.toml",
+        &format!(
+            "name = \"big\"\nduration = \"{}\"\n[[client]]\nname = \"c1\"\nscript = [{{ initialize = {{}} }}]\n",
+            "9".repeat(1_000_000)
+        ),
+    );
+    let o = mcpsim(&["run", &big]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_line_error(&o).len() < 1000);
+    let o = mcpsim(&["run", "missing-body", "--seed", &"7".repeat(100_000)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_line_error(&o).len() < 1000);
+    // D7: a time scale past the format's own limits is bad input.
+    let o = mcpsim(&["run", "missing-body", "--time-scale", "1000"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_line_error(&o).contains("--time-scale"));
+    // D3: a sweep sizes itself by its seeds, not its range; threads by both.
+    let o = mcpsim(&[
+        "sweep",
+        "missing-body",
+        "--seeds",
+        "0..1000000000000",
+        "--shard",
+        "7/1000000000000",
+        "--server",
+        "native",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["seed"], 7);
+    let o = mcpsim(&[
+        "sweep",
+        "missing-body",
+        "--seeds",
+        "0..2",
+        "--jobs",
+        "1000000",
+        "--server",
+        "native",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+}

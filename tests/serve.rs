@@ -1,48 +1,28 @@
 //! `mcpsim serve` on real loopback TCP: the same server code answers a real
 //! client, refuses a foreign Origin, and shuts down cleanly on a signal.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::served::Served;
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
 
-/// A running `mcpsim serve` and its address.
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(stack: &str) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpsim"))
-        .args(["serve", "--server", stack, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mcpsim serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    Served { child, addr }
+    Served::start(Command::new(env!("CARGO_BIN_EXE_mcpsim")).args([
+        "serve",
+        "--server",
+        stack,
+        "--listen",
+        "127.0.0.1:0",
+    ]))
 }
 
 /// One POST with `Connection: close`; the whole response as text.
-fn post(addr: &str, extra_headers: &str, body: &str) -> String {
+fn post(addr: &std::net::SocketAddr, extra_headers: &str, body: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(

@@ -15,6 +15,7 @@
 //! oracle.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -97,26 +98,70 @@ pub struct Violation {
 }
 
 /// The records of one host, shared by the layer and whoever reads them.
+///
+/// Records are keyed by their `seq`, so a log may forget some of them:
+/// [`AsgiLog::forgetting`] drops each call's record once the application has
+/// returned, for a long-running `mcpsim serve` whose records nobody reads —
+/// keeping one per request forever would be a leak of our own making (found by
+/// `mcpsim bench --serve`: RSS grew linearly with the request count).
 #[derive(Clone, Default)]
-pub struct AsgiLog(Rc<RefCell<Vec<CallRecord>>>);
+pub struct AsgiLog(Rc<RefCell<LogState>>);
+
+#[derive(Default)]
+struct LogState {
+    next_seq: u64,
+    records: BTreeMap<u64, CallRecord>,
+    forget_returned: bool,
+}
 
 impl AsgiLog {
-    /// A copy of every record so far.
+    /// A log that keeps only the calls still running.
+    pub fn forgetting() -> Self {
+        Self(Rc::new(RefCell::new(LogState {
+            forget_returned: true,
+            ..LogState::default()
+        })))
+    }
+
+    /// A copy of every record kept, in call order.
     pub fn records(&self) -> Vec<CallRecord> {
-        self.0.borrow().clone()
+        self.0.borrow().records.values().cloned().collect()
     }
 
     /// Calls of `incarnation` that have not returned yet.
     pub fn running_in(&self, incarnation: u32) -> usize {
         self.0
             .borrow()
-            .iter()
+            .records
+            .values()
             .filter(|r| r.incarnation == incarnation && r.returned.is_none())
             .count()
     }
 
-    fn with<R>(&self, idx: usize, f: impl FnOnce(&mut CallRecord) -> R) -> R {
-        f(&mut self.0.borrow_mut()[idx])
+    /// Open a record for a new call; its `seq`.
+    fn open(&self, make: impl FnOnce(u64) -> CallRecord) -> u64 {
+        let mut st = self.0.borrow_mut();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.records.insert(seq, make(seq));
+        seq
+    }
+
+    /// Update the record of call `seq`, if it is still kept.
+    fn with(&self, seq: u64, f: impl FnOnce(&mut CallRecord)) {
+        if let Some(r) = self.0.borrow_mut().records.get_mut(&seq) {
+            f(r)
+        }
+    }
+
+    /// Call `seq` returned: record how, and forget it if this log forgets.
+    fn close(&self, seq: u64, returned: Returned) {
+        let mut st = self.0.borrow_mut();
+        if st.forget_returned {
+            st.records.remove(&seq);
+        } else if let Some(r) = st.records.get_mut(&seq) {
+            r.returned = Some(returned);
+        }
     }
 }
 
@@ -171,26 +216,21 @@ where
 
     fn call(&mut self, call: AsgiCall) -> AsgiFuture {
         let layer = self.layer.clone();
-        let idx = {
-            let mut log = layer.log.0.borrow_mut();
-            let seq = log.len() as u64;
-            log.push(CallRecord {
-                seq,
-                incarnation: layer.incarnation,
-                method: call.scope.method.clone(),
-                path: call.scope.path.clone(),
-                client: call.scope.client.clone(),
-                rpc: None,
-                called_at: (layer.clock)(),
-                start: None,
-                partial_bodies: 0,
-                final_body_at: None,
-                disconnect_received_at: None,
-                returned: None,
-                violations: Vec::new(),
-            });
-            log.len() - 1
-        };
+        let idx = layer.log.open(|seq| CallRecord {
+            seq,
+            incarnation: layer.incarnation,
+            method: call.scope.method.clone(),
+            path: call.scope.path.clone(),
+            client: call.scope.client.clone(),
+            rpc: None,
+            called_at: (layer.clock)(),
+            start: None,
+            partial_bodies: 0,
+            final_body_at: None,
+            disconnect_received_at: None,
+            returned: None,
+            violations: Vec::new(),
+        });
         let probe = Probe {
             layer: layer.clone(),
             idx,
@@ -223,13 +263,14 @@ where
                     Err(e) => format!(" raising {e}"),
                 }
             );
-            layer.log.with(idx, |r| {
-                r.returned = Some(Returned {
+            layer.log.close(
+                idx,
+                Returned {
                     at,
                     error: result.as_ref().err().map(|e| e.to_string()),
                     host_saw_disconnect,
-                });
-            });
+                },
+            );
             result
         })
     }
@@ -238,7 +279,7 @@ where
 #[derive(Clone)]
 struct Probe {
     layer: TrackingLayer,
-    idx: usize,
+    idx: u64,
 }
 
 impl Probe {

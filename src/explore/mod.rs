@@ -5,9 +5,12 @@
 //! * [`bisect`] — shrink a failing seed's schedule to a 1-minimal exact one
 //!   ([`shrink`]) and find each fault's race window;
 //! * [`determinism`] — check that a seed replays the same trace, in this
-//!   process and in a fresh one.
+//!   process and in a fresh one;
+//! * [`fuzz`] — mutate the scenario format and check that bad input is one
+//!   bounded line and valid input runs.
 
 pub mod bisect;
 pub mod determinism;
+pub mod fuzz;
 pub mod shrink;
 pub mod sweep;

@@ -6,10 +6,20 @@
 //! seed order whatever the number of workers, so output never depends on
 //! `--jobs`. With `fail_fast`, workers stop taking seeds after the first
 //! failure; seeds already taken finish and are reported.
+//!
+//! A sweep streams: the seeds are computed as they are taken ([`Seeds`]:
+//! a range, or one shard of it, reached by arithmetic, never listed), there
+//! are never more workers than seeds, a worker takes a seed only while
+//! fewer than [`AHEAD`] × jobs results wait to be handed back in order, and
+//! the summary is kept as counts and first seeds per signature. Memory is
+//! O(jobs) however long the range; only a caller that asks to keep every
+//! result ([`SweepConfig::keep`], the library's `Simulation::sweep`) holds
+//! them all.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,13 +30,68 @@ use crate::report;
 use crate::scenario::Scenario;
 use crate::sim;
 
+/// How far ahead of the oldest result not yet handed back a worker may take
+/// seeds, in multiples of the number of workers.
+pub const AHEAD: u64 = 4;
+
+/// How many first seeds the summary keeps per signature.
+const FIRST_SEEDS: usize = 5;
+
+/// The seeds of a sweep: a half-open range, or the seeds `s` of it with
+/// `s mod n = k` (shard `k/n`), in order — the `i`-th found by arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeds {
+    range: Range<u64>,
+    shard: Option<(u64, u64)>,
+}
+
+impl Seeds {
+    /// `range`, or its shard `(k, n)` (`k < n`, `n > 0`).
+    pub fn new(range: Range<u64>, shard: Option<(u64, u64)>) -> Self {
+        Self { range, shard }
+    }
+
+    fn first(&self) -> Option<u64> {
+        match self.shard {
+            None => (self.range.start < self.range.end).then_some(self.range.start),
+            Some((k, n)) => {
+                let r = self.range.start % n;
+                let first = self.range.start.checked_add((k + n - r) % n)?;
+                (first < self.range.end).then_some(first)
+            }
+        }
+    }
+
+    /// How many seeds.
+    pub fn len(&self) -> u64 {
+        let Some(first) = self.first() else { return 0 };
+        let step = self.shard.map_or(1, |(_, n)| n);
+        (self.range.end - 1 - first) / step + 1
+    }
+
+    /// No seeds at all?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th seed.
+    pub fn get(&self, i: u64) -> Option<u64> {
+        (i < self.len()).then(|| self.first().unwrap_or(0) + i * self.shard.map_or(1, |(_, n)| n))
+    }
+
+    /// Every seed, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
 /// What a sweep runs.
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
     /// The stack.
     pub stack: String,
     /// The seeds, in order.
-    pub seeds: Vec<u64>,
+    pub seeds: Seeds,
     /// Worker threads (at least 1).
     pub jobs: usize,
     /// Stop after the first failing seed.
@@ -36,6 +101,9 @@ pub struct SweepConfig {
     pub check_determinism: bool,
     /// How to re-run a seed in a child process (the CLI's own binary).
     pub child: Option<determinism::Child>,
+    /// Keep every seed's result in [`SweepResults::results`] (else only the
+    /// summary: memory O(jobs)).
+    pub keep: bool,
 }
 
 /// One seed's result, without its trace.
@@ -78,12 +146,18 @@ pub struct SeedError {
 /// Everything a sweep produced, in seed order.
 #[derive(Debug, Default)]
 pub struct SweepResults {
-    /// Judged seeds.
+    /// Judged seeds, when the sweep kept them ([`SweepConfig::keep`]).
     pub results: Vec<SeedResult>,
     /// Seeds mcpsim could not judge.
     pub errors: Vec<SeedError>,
     /// Wall time of the whole sweep.
     pub wall: Duration,
+    /// How many seeds were judged.
+    pub judged: u64,
+    /// How many of them failed.
+    pub failed: u64,
+    /// Per signature: how many seeds show it, and the first of them.
+    by_signature: BTreeMap<String, (u64, Vec<u64>)>,
 }
 
 /// A group of failures with one signature.
@@ -92,39 +166,50 @@ pub struct Group {
     /// The signature.
     pub signature: String,
     /// How many seeds show it.
-    pub seeds: Vec<u64>,
+    pub count: u64,
+    /// The first of them (at most five).
+    pub first: Vec<u64>,
 }
 
 impl SweepResults {
-    /// Seeds that failed.
+    /// Seeds that failed, among the kept results.
     pub fn failing(&self) -> impl Iterator<Item = &SeedResult> {
         self.results.iter().filter(|r| !r.passed())
     }
 
-    /// Failures grouped by signature, most frequent first (ties by name).
-    pub fn groups(&self) -> Vec<Group> {
-        let mut by: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        for r in &self.results {
-            let mut sigs: Vec<String> = r.failures.iter().map(|f| f.signature.clone()).collect();
-            if let Some(d) = &r.divergence {
-                sigs.push(format!("nondeterminism · {}", d.kind));
-            }
-            sigs.sort();
-            sigs.dedup();
-            for s in sigs {
-                by.entry(s).or_default().push(r.seed);
+    /// Count one judged seed into the summary.
+    fn count(&mut self, r: &SeedResult) {
+        self.judged += 1;
+        if !r.passed() {
+            self.failed += 1;
+        }
+        let mut sigs: Vec<String> = r.failures.iter().map(|f| f.signature.clone()).collect();
+        if let Some(d) = &r.divergence {
+            sigs.push(format!("nondeterminism · {}", d.kind));
+        }
+        sigs.sort();
+        sigs.dedup();
+        for s in sigs {
+            let (n, first) = self.by_signature.entry(s).or_default();
+            *n += 1;
+            if first.len() < FIRST_SEEDS {
+                first.push(r.seed);
             }
         }
-        let mut groups: Vec<Group> = by
-            .into_iter()
-            .map(|(signature, seeds)| Group { signature, seeds })
+    }
+
+    /// Failures grouped by signature, most frequent first (ties by name).
+    pub fn groups(&self) -> Vec<Group> {
+        let mut groups: Vec<Group> = self
+            .by_signature
+            .iter()
+            .map(|(signature, (count, first))| Group {
+                signature: signature.clone(),
+                count: *count,
+                first: first.clone(),
+            })
             .collect();
-        groups.sort_by(|a, b| {
-            b.seeds
-                .len()
-                .cmp(&a.seeds.len())
-                .then(a.signature.cmp(&b.signature))
-        });
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.signature.cmp(&b.signature)));
         groups
     }
 
@@ -132,12 +217,13 @@ impl SweepResults {
     pub fn summary(&self, scenario_arg: &str, stack: &str) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
-        let n = self.results.len();
-        let failing = self.failing().count();
+        let n = self.judged;
+        let failing = self.failed;
+        let errors = self.errors.len() as u64;
         let _ = writeln!(
             s,
             "{} seeds on {stack}: {} pass, {failing} fail{} — wall {:.2}s ({:.0} seeds/s)",
-            n + self.errors.len(),
+            n + errors,
             n - failing,
             if self.errors.is_empty() {
                 String::new()
@@ -145,17 +231,21 @@ impl SweepResults {
                 format!(", {} could not be judged", self.errors.len())
             },
             self.wall.as_secs_f64(),
-            (n + self.errors.len()) as f64 / self.wall.as_secs_f64().max(1e-9)
+            (n + errors) as f64 / self.wall.as_secs_f64().max(1e-9)
         );
         for g in self.groups() {
-            let first: Vec<String> = g.seeds.iter().take(5).map(u64::to_string).collect();
-            let _ = writeln!(s, "  {:>6}  {}", g.seeds.len(), g.signature);
+            let first: Vec<String> = g.first.iter().map(u64::to_string).collect();
+            let _ = writeln!(s, "  {:>6}  {}", g.count, g.signature);
             let _ = writeln!(
                 s,
                 "          first seeds {}{}; replay: {}",
                 first.join(", "),
-                if g.seeds.len() > 5 { ", …" } else { "" },
-                report::replay_command(scenario_arg, g.seeds[0], stack)
+                if g.count > g.first.len() as u64 {
+                    ", …"
+                } else {
+                    ""
+                },
+                report::replay_command(scenario_arg, g.first.first().copied().unwrap_or(0), stack)
             );
         }
         for e in &self.errors {
@@ -198,27 +288,42 @@ pub fn sweep(
 ) -> SweepResults {
     // Wall time of the whole sweep, for the report only.
     let start = std::time::Instant::now();
-    let next = AtomicUsize::new(0);
+    let total = cfg.seeds.len();
+    let workers = (cfg.jobs.max(1) as u64).min(total.max(1));
+    let window = AHEAD * workers;
+    let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
-    let (tx, rx) = mpsc::channel::<(usize, Result<SeedResult, SeedError>)>();
+    // How many results have been handed back, for the workers' window.
+    let emitted = (Mutex::new(0u64), Condvar::new());
+    let (tx, rx) = mpsc::channel::<(u64, Result<SeedResult, SeedError>)>();
     let mut out = SweepResults::default();
     std::thread::scope(|s| {
-        for _ in 0..cfg.jobs.max(1) {
+        for _ in 0..workers {
             let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
+            let (next, stop, emitted) = (&next, &stop, &emitted);
             s.spawn(move || {
                 loop {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&seed) = cfg.seeds.get(i) else {
+                    let Some(seed) = cfg.seeds.get(i) else {
                         return;
                     };
+                    // Wait until this seed is within the window: results
+                    // waiting to be handed back stay bounded.
+                    {
+                        let (lock, cv) = emitted;
+                        let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        while i >= *done + window && !stop.load(Ordering::SeqCst) {
+                            done = cv.wait(done).unwrap_or_else(|p| p.into_inner());
+                        }
+                    }
                     let r =
                         run_seed(scenario, seed, cfg).map_err(|error| SeedError { seed, error });
                     if cfg.fail_fast && !r.as_ref().is_ok_and(SeedResult::passed) {
                         stop.store(true, Ordering::SeqCst);
+                        emitted.1.notify_all();
                     }
                     if tx.send((i, r)).is_err() {
                         return;
@@ -227,15 +332,18 @@ pub fn sweep(
             });
         }
         drop(tx);
-        let mut pending: BTreeMap<usize, Result<SeedResult, SeedError>> = BTreeMap::new();
-        let mut emit = 0;
+        let mut pending: BTreeMap<u64, Result<SeedResult, SeedError>> = BTreeMap::new();
+        let mut emit = 0u64;
         for (i, r) in rx {
             pending.insert(i, r);
             while let Some(r) = pending.remove(&emit) {
                 match r {
                     Ok(r) => {
                         on_result(Ok(&r));
-                        out.results.push(r);
+                        out.count(&r);
+                        if cfg.keep {
+                            out.results.push(r);
+                        }
                     }
                     Err(e) => {
                         on_result(Err(&e));
@@ -243,6 +351,9 @@ pub fn sweep(
                     }
                 }
                 emit += 1;
+                let (lock, cv) = &emitted;
+                *lock.lock().unwrap_or_else(|p| p.into_inner()) = emit;
+                cv.notify_all();
             }
         }
     });
@@ -269,35 +380,37 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
-/// The seeds of `range` that belong to `shard`.
-pub fn shard_seeds(range: std::ops::Range<u64>, shard: Option<(u64, u64)>) -> Vec<u64> {
-    range
-        .filter(|s| shard.is_none_or(|(k, n)| s % n == k))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn shard(range: Range<u64>, k: u64, n: u64) -> Vec<u64> {
+        Seeds::new(range, Some((k, n))).iter().collect()
+    }
+
     #[test]
     fn shards_partition_the_range() {
         let all: Vec<u64> = (10..50).collect();
-        let mut union: Vec<u64> = (0..4)
-            .flat_map(|k| shard_seeds(10..50, Some((k, 4))))
-            .collect();
+        let mut union: Vec<u64> = (0..4).flat_map(|k| shard(10..50, k, 4)).collect();
         union.sort();
         assert_eq!(union, all);
         for a in 0..4 {
             for b in (a + 1)..4 {
-                let sa = shard_seeds(10..50, Some((a, 4)));
-                assert!(
-                    shard_seeds(10..50, Some((b, 4)))
-                        .iter()
-                        .all(|s| !sa.contains(s))
-                );
+                let sa = shard(10..50, a, 4);
+                assert!(shard(10..50, b, 4).iter().all(|s| !sa.contains(s)));
             }
         }
+        // Each shard's seeds are those s with s mod n = k, found by arithmetic.
+        for k in 0..7 {
+            let expect: Vec<u64> = (3..40).filter(|s| s % 7 == k).collect();
+            assert_eq!(shard(3..40, k, 7), expect);
+            assert_eq!(Seeds::new(3..40, Some((k, 7))).len(), expect.len() as u64);
+        }
+        // A huge range costs nothing to describe.
+        let huge = Seeds::new(0..1_000_000_000_000, Some((999, 1_000_000_000_000)));
+        assert_eq!(huge.len(), 1);
+        assert_eq!(huge.get(0), Some(999));
+        assert_eq!(Seeds::new(5..5, None).len(), 0);
         assert!(
             parse_shard("4/4").is_err() && parse_shard("1/0").is_err() && parse_shard("x").is_err()
         );

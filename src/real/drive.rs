@@ -414,7 +414,7 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
     let realised = opts
         .scenario
         .realise(opts.seed)
-        .time_scaled(opts.time_scale);
+        .time_scaled(opts.time_scale)?;
     let schedule = expand(&realised)?;
     let target = resolve(&opts.target, "--target").await?;
     let observe_at = match (&opts.observe, opts.no_observe) {

@@ -7,7 +7,8 @@
 //!
 //! * [`serve`] — `mcpsim serve`: a server stack on a real port, for the
 //!   official conformance suite, the official SDK clients, or curl.
-//! * [`net`] — tokio TCP behind the two traits.
+//! * [`net`] — tokio TCP behind the two traits, hardened for a public port.
+//! * [`framing`] — where each request on a served connection begins and ends.
 //! * [`log`] — tracing to stderr, stamped with wall-clock time since start.
 //! * [`proxy`] — a TCP fault proxy: hold, partition and crash on real sockets.
 //! * [`drive`] — `mcpsim drive`: a realised scenario's clients and faults on
@@ -17,6 +18,7 @@
 //! * [`report`] — how a drive is reported.
 
 pub mod drive;
+pub mod framing;
 pub mod log;
 pub mod net;
 pub mod observe;

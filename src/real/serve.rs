@@ -42,6 +42,8 @@ pub struct ServeOptions {
     pub log: Level,
     /// Where to serve the observations document (`None`: nowhere).
     pub observe: Option<SocketAddr>,
+    /// What a connection may cost (see [`super::net`]).
+    pub limits: super::net::Limits,
 }
 
 /// Serve until the stack exits (after Ctrl-C or SIGTERM). Prints
@@ -80,7 +82,12 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
         let signals = Signals::default();
         tokio::task::spawn_local(forward_signals(signals.clone()));
         let start = log.start();
-        let asgi_log = AsgiLog::default();
+        // Unobserved, nobody reads the records of returned calls: forget them,
+        // or a long-running server grows by one record per request.
+        let asgi_log = match opts.observe {
+            None => AsgiLog::forgetting(),
+            Some(_) => AsgiLog::default(),
+        };
         let probe = ProbeSlot::default();
         let mut observed = None;
         if let Some(at) = opts.observe {
@@ -102,7 +109,7 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
             observed = Some(observer);
         }
         let env = ServerEnv {
-            listener: Box::new(TcpListener(listener)),
+            listener: Box::new(TcpListener::new(listener, opts.limits)),
             ids: Ids::Os,
             signals,
             asgi_log,

@@ -77,7 +77,7 @@ pub(super) struct RawClient {
     pub resume: Option<bool>,
     pub reinit: Option<bool>,
     pub elicitation: Option<Spanned<String>>,
-    pub origin: Option<String>,
+    pub origin: Option<Spanned<String>>,
     pub read_timeout: Option<Spanned<String>>,
     pub script: Vec<Spanned<RawStep>>,
 }

@@ -13,6 +13,7 @@ mod file;
 mod parse;
 mod realise;
 mod scale;
+mod shape;
 mod swarm;
 mod write;
 

@@ -18,6 +18,11 @@ use crate::mcp::LATEST_PROTOCOL_VERSION;
 use crate::servers::{self, ServerConfig};
 use crate::time::parse_duration;
 
+/// The most logical clients a scenario may have (the swarm's own bound).
+pub const MAX_CLIENTS: usize = 200;
+/// The most client hosts a scenario may spread them over.
+pub const MAX_CLIENT_HOSTS: usize = 32;
+
 pub(super) struct Ctx<'a> {
     pub(super) text: &'a str,
     pub(super) file: &'a str,
@@ -55,8 +60,19 @@ impl Ctx<'_> {
     }
 }
 
+/// A duration that must be more than zero: a client timeout of 0 gives up
+/// before any answer can arrive, so the run would judge nothing.
+fn positive(c: &Ctx, s: &Spanned<String>, field: &str) -> Result<Duration, InputError> {
+    let d = c.duration(s, field)?;
+    if d.is_zero() {
+        return c.err(s.span(), field, "must be more than 0");
+    }
+    Ok(d)
+}
+
 /// Parse and validate scenario text; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Scenario, InputError> {
+    super::shape::check(&Ctx { text, file })?;
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| {
             text[..s.start.min(text.len())]
@@ -309,14 +325,50 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
                 resume: rc_in.resume.unwrap_or(false),
                 reinit: rc_in.reinit.unwrap_or(false),
                 elicitation,
-                origin: rc_in.origin.clone(),
+                origin: match &rc_in.origin {
+                    // A value no HTTP request can carry (CR/LF, other
+                    // control characters) would make every request fail
+                    // inside the client, not exercise the server.
+                    Some(o) if http::HeaderValue::from_str(o.get_ref()).is_err() => {
+                        return c.err(
+                            o.span(),
+                            format!("{field}.origin"),
+                            "not a valid HTTP header value (control characters, CR or LF)",
+                        );
+                    }
+                    Some(o) => Some(o.get_ref().clone()),
+                    None => None,
+                },
                 read_timeout: match &rc_in.read_timeout {
-                    Some(t) => Some(c.duration(t, &format!("{field}.read_timeout"))?),
+                    Some(t) => Some(positive(c, t, &format!("{field}.read_timeout"))?),
                     None => None,
                 },
             },
             steps,
         });
+    }
+
+    // What one simulation can hold: the server's listen backlog is 1024 and
+    // turmoil's cost grows with the cube of the hosts.
+    if let Some(extra) = raw.client.get(MAX_CLIENTS) {
+        return c.err(
+            extra.span(),
+            format!("client[{MAX_CLIENTS}]"),
+            format!("at most {MAX_CLIENTS} clients"),
+        );
+    }
+    let mut client_hosts: Vec<&str> = clients.iter().map(|cl| cl.host.as_str()).collect();
+    client_hosts.sort();
+    client_hosts.dedup();
+    if client_hosts.len() > MAX_CLIENT_HOSTS {
+        return c.err(
+            raw.client[0].span(),
+            "client",
+            format!(
+                "{} client hosts: at most {MAX_CLIENT_HOSTS}",
+                client_hosts.len()
+            ),
+        );
     }
 
     let latency = match raw.network.as_ref().and_then(|n| n.latency.as_ref()) {
@@ -611,7 +663,7 @@ fn step(c: &Ctx, rs: &Spanned<RawStep>, field: &str) -> Result<Step, InputError>
                 "only a request (call, request, ping) can time out",
             );
         }
-        Some(t) => Some(c.duration(t, &format!("{field}.timeout"))?),
+        Some(t) => Some(positive(c, t, &format!("{field}.timeout"))?),
         None => None,
     };
     if s.progress == Some(true) && !matches!(action, Action::Request { .. }) {

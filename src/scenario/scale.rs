@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::{FaultKind, Scenario, When};
 use crate::client::script::Action;
+use crate::error::InputError;
 
 fn scale(d: Duration, k: f64) -> Duration {
     Duration::from_secs_f64(d.as_secs_f64() * k)
@@ -54,7 +55,32 @@ impl Scenario {
     /// timeouts, server timeouts and the tools' `seconds`. What the stacks do
     /// on their own clocks (uvicorn's 0.1 s main-loop tick, sse-starlette's
     /// pings) is theirs, and does not scale.
-    pub fn time_scaled(&self, k: f64) -> Scenario {
+    ///
+    /// The result must still be within the format's limits (a duration of at
+    /// most 1 hour, link latencies of at most 10 s): a factor that stretches
+    /// it past them is bad input, said as such, never a run the parser would
+    /// have refused.
+    pub fn time_scaled(&self, k: f64) -> Result<Scenario, InputError> {
+        let s = self.time_scaled_unchecked(k);
+        let too_far = |what: &str, d: Duration, limit: &str| {
+            Err(InputError::msg(format!(
+                "{k} stretches {what} to {}, past the format's limit of {limit}",
+                crate::time::fmt_duration(d)
+            ))
+            .field("--time-scale"))
+        };
+        if s.duration > Duration::from_secs(3600) {
+            return too_far("the duration", s.duration, "1 hour");
+        }
+        let max_link = s.links.values().copied().max().unwrap_or_default();
+        let max_latency = s.latency.max.max(max_link);
+        if max_latency > Duration::from_secs(10) {
+            return too_far("a link latency", max_latency, "10s");
+        }
+        Ok(s)
+    }
+
+    fn time_scaled_unchecked(&self, k: f64) -> Scenario {
         let mut s = self.clone();
         if k == 1.0 {
             return s;

@@ -455,10 +455,10 @@ pub(super) fn fault(
 pub(super) fn generate(scenario: &mut Scenario, sw: &SwarmSpec, seeds: &Seeds) {
     let mut shape = seeds.stream("swarm/shape");
     let n_clients = between(&mut shape, sw.clients);
-    let n_hosts = between(
-        &mut shape,
-        (sw.hosts.0, sw.hosts.1.min(n_clients).max(sw.hosts.0)),
-    );
+    // Never more hosts than clients: a host without a client would be a
+    // target for drawn faults with no link to fault.
+    let lo = sw.hosts.0.min(n_clients);
+    let n_hosts = between(&mut shape, (lo, sw.hosts.1.min(n_clients).max(lo)));
     let max = ms_between(&mut shape, sw.latency_max);
     scenario.latency = Latency {
         min: Duration::from_millis(max.as_millis() as u64 / 4),

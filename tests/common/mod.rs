@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod served;
+
 use mcpsim::client::RequestRecord;
 use mcpsim::scenario::{self, Scenario};
 use mcpsim::sim::{self, Outcome};

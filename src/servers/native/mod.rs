@@ -133,14 +133,22 @@ impl Native {
                 }
                 let due = me.expires_at(&s);
                 let now = (me.clock)();
-                if now < due {
-                    tokio::time::sleep(due - now).await;
+                // A session that ends meanwhile (DELETE, shutdown) stops its
+                // reaper at once: the reaper holds it, and would keep its
+                // memory until the timeout otherwise.
+                let wait = if now < due {
+                    due - now
                 } else if s.busy() > 0 {
                     // Its work counts as use; look again when it may be done.
-                    tokio::time::sleep(me.idle_timeout).await;
+                    me.idle_timeout
                 } else {
                     me.end_session(&s, "reaped (idle)");
                     return;
+                };
+                tokio::select! {
+                    biased;
+                    _ = s.ended() => return,
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         });

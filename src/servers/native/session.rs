@@ -51,6 +51,7 @@ pub struct Session {
     pub log_level: RefCell<Option<String>>,
     last_heard: Cell<Duration>,
     closed: Cell<bool>,
+    ended: tokio::sync::Notify,
 }
 
 impl Session {
@@ -69,7 +70,17 @@ impl Session {
             log_level: RefCell::new(None),
             last_heard: Cell::new(now),
             closed: Cell::new(false),
+            ended: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Resolves once the session has ended (its reaper stops waiting then,
+    /// and lets the session's memory go at once).
+    pub async fn ended(&self) {
+        if self.closed.get() {
+            return;
+        }
+        self.ended.notified().await;
     }
 
     /// The client was heard from.
@@ -180,6 +191,7 @@ impl Session {
     /// connections.
     pub fn close(&self) {
         self.closed.set(true);
+        self.ended.notify_waiters();
         let flights = std::mem::take(&mut *self.in_flight.borrow_mut());
         for f in flights.into_values() {
             f.task.abort();

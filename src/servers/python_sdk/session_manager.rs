@@ -65,6 +65,8 @@ pub struct SessionManager {
     stopped: Event,
     /// Every transport this process created, for the probe.
     pub(crate) all_transports: RefCell<Vec<Weak<Transport>>>,
+    /// `all_transports` is pruned when it reaches this length.
+    prune_at: Cell<usize>,
     pub(crate) handlers: HandlerCount,
 }
 
@@ -96,6 +98,7 @@ impl SessionManager {
             stop: Event::new(),
             stopped: Event::new(),
             all_transports: RefCell::new(Vec::new()),
+            prune_at: Cell::new(64),
             handlers: HandlerCount::default(),
         })
     }
@@ -147,7 +150,14 @@ impl SessionManager {
             clock: self.clock.clone(),
         });
         let mut all = self.all_transports.borrow_mut();
-        all.retain(|w| w.strong_count() > 0);
+        // Pruned when it has doubled since the last pruning: amortised O(1)
+        // per session. Pruning on every push is O(live sessions) each, and
+        // 1.20 keeps every terminated session alive (see `sessions` in the
+        // probe), so a long `serve` would slow down quadratically.
+        if all.len() >= self.prune_at.get() {
+            all.retain(|w| w.strong_count() > 0);
+            self.prune_at.set((2 * all.len()).max(64));
+        }
         all.push(Rc::downgrade(&t));
         t
     }

@@ -30,10 +30,25 @@ struct Node {
     /// Bumped by every [`CancelScope::set_deadline`]; a deadline timer fires
     /// only if no later deadline replaced it.
     deadline_gen: Cell<u64>,
+    /// The timer of the current deadline. A replaced deadline's timer is
+    /// aborted, as asyncio cancels the replaced `call_at` handle: a transport
+    /// re-arms its idle deadline after every request, and a timer left
+    /// sleeping out each one would hold memory for the whole idle timeout
+    /// (found by `mcpsim bench --serve`: RSS grew with the request count).
+    deadline_timer: RefCell<Option<tokio::task::AbortHandle>>,
     children: RefCell<Vec<Weak<Node>>>,
     /// Tasks blocked inside this scope, woken when it becomes cancelled.
     waiters: RefCell<BTreeMap<u64, Waker>>,
     next_waiter: Cell<u64>,
+}
+
+impl Drop for Node {
+    /// A scope gone for good needs no timer.
+    fn drop(&mut self) {
+        if let Some(t) = self.deadline_timer.get_mut().take() {
+            t.abort();
+        }
+    }
 }
 
 /// An anyio `CancelScope`.
@@ -47,6 +62,7 @@ impl CancelScope {
             shield,
             cancel_called: Cell::new(false),
             deadline_gen: Cell::new(0),
+            deadline_timer: RefCell::new(None),
             children: RefCell::new(Vec::new()),
             waiters: RefCell::new(BTreeMap::new()),
             next_waiter: Cell::new(0),
@@ -73,14 +89,22 @@ impl CancelScope {
     pub fn set_deadline(&self, at: Option<tokio::time::Instant>) {
         let generation = self.0.deadline_gen.get() + 1;
         self.0.deadline_gen.set(generation);
+        if let Some(old) = self.0.deadline_timer.borrow_mut().take() {
+            old.abort();
+        }
         let Some(at) = at else { return };
-        let scope = self.clone();
-        crate::task::spawn("anyio.deadline", async move {
+        // Weak: a scope nobody holds any more has nobody left to cancel.
+        let scope = Rc::downgrade(&self.0);
+        let timer = crate::task::spawn("anyio.deadline", async move {
             tokio::time::sleep_until(at).await;
-            if scope.0.deadline_gen.get() == generation {
-                scope.cancel();
+            if let Some(node) = scope.upgrade() {
+                if node.deadline_gen.get() == generation {
+                    node.deadline_timer.borrow_mut().take();
+                    CancelScope(node).cancel();
+                }
             }
         });
+        *self.0.deadline_timer.borrow_mut() = Some(timer.abort_handle());
     }
 
     /// `scope.cancel()`: every task inside (and inside non-shielded nested

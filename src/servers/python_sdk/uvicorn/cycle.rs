@@ -86,6 +86,15 @@ impl Cycle {
         self.message_event.set();
     }
 
+    /// The request body broke: the request is over for the app, as after
+    /// `connection_lost` (see `server::on_request`).
+    pub(crate) fn body_broken(&self) {
+        if !self.response_complete.get() {
+            self.disconnected.set(true);
+        }
+        self.message_event.set();
+    }
+
     /// `transport.close()`.
     pub(crate) fn close_transport(&self) {
         if let Some(conn) = self.conn.upgrade() {
@@ -233,6 +242,13 @@ impl Cycle {
                     self.close_transport();
                 }
             }
+        }
+        // A request that ended with no response head (its client gone):
+        // uvicorn's transport is closed already; here hyper still waits for
+        // the head, so say there will be none and let it close the
+        // connection.
+        if !self.response_started.get() {
+            self.head.borrow_mut().take();
         }
     }
 }

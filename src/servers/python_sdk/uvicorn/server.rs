@@ -339,7 +339,19 @@ fn on_request<A: AsgiApp>(
                         pump_cycle.body_received(&data);
                     }
                 }
-                Some(Err(_)) => return,
+                Some(Err(e)) => {
+                    // A body that breaks — a bad chunk size, a body cut short
+                    // by a close — ends the request as it ends uvicorn's: h11
+                    // raises (a protocol error: "Invalid HTTP request
+                    // received.", and the connection closes), or the loss is
+                    // `connection_lost`. Either way the app's next `receive()`
+                    // is `http.disconnect`, and the connection is released.
+                    if e.is_parse() {
+                        tracing::warn!(target: "uvicorn.error", "Invalid HTTP request received.");
+                    }
+                    pump_cycle.body_broken();
+                    return;
+                }
                 None => {
                     pump_cycle.body_complete();
                     return;

@@ -5,6 +5,11 @@
 //! steps (idle software, no subscriber) stands for "the cost of simulating at
 //! all", and everything mcpsim adds is the overhead over it. Wall-clock time
 //! is read here, outside every simulation, and only to report.
+//!
+//! [`serve`] (`bench --serve`) is the other benchmark: `mcpsim serve` on
+//! loopback under load, against a bare hyper server.
+
+pub mod serve;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -102,11 +107,12 @@ pub fn run(seeds: u64, jobs: usize, out: &mut dyn Write) -> Result<(), Error> {
     // 1. Throughput on all cores.
     let cfg = SweepConfig {
         stack: STACK.into(),
-        seeds: (0..seeds).collect(),
+        seeds: sweep::Seeds::new(0..seeds, None),
         jobs,
         fail_fast: false,
         check_determinism: false,
         child: None,
+        keep: false,
     };
     let r = sweep::sweep(&std, &cfg, |_| {});
     let rate = seeds as f64 / r.wall.as_secs_f64();
