@@ -439,7 +439,10 @@ impl Client {
         ev: &super::sse::SseEvent,
     ) -> bool {
         let at = self.now();
-        let msg = self.record_event(idx, &ev.event, ev.id.clone(), ev.retry, &ev.data);
+        // The record keeps the event's own id: one without an `id:` line has
+        // none (the inherited buffer only changes when an event carries one).
+        let own = ev.id.clone().filter(|_| ev.own_id);
+        let msg = self.record_event(idx, &ev.event, own, ev.retry, &ev.data);
         match msg {
             Some(m @ (Message::Response { .. } | Message::Error { .. })) => {
                 let expected = self.env.log.with(answer_to, |r| r.rpc_id.clone());

@@ -14,8 +14,14 @@ pub struct SseEvent {
     pub event: String,
     /// The joined `data:` lines.
     pub data: String,
-    /// The last event id at dispatch time.
+    /// The last event id at dispatch time: the stream's last-event-id
+    /// buffer, which an event without an `id:` line inherits (what a client
+    /// resumes from).
     pub id: Option<String>,
+    /// Did this event carry its own `id:` line? An event without one has no
+    /// id of its own, only the inherited buffer (rmcp sends its `initialize`
+    /// response that way, after a priming event with id `0`).
+    pub own_id: bool,
     /// A `retry:` value seen with this event, in milliseconds.
     pub retry: Option<u64>,
 }
@@ -29,6 +35,8 @@ pub struct SseParser {
     data: String,
     has_data: bool,
     last_id: Option<String>,
+    /// An `id:` line was seen since the last dispatch.
+    id_seen: bool,
     retry: Option<u64>,
 }
 
@@ -82,12 +90,14 @@ impl SseParser {
                     },
                     data,
                     id: self.last_id.clone(),
+                    own_id: std::mem::take(&mut self.id_seen),
                     retry: self.retry.take(),
                 });
             }
             self.event.clear();
             self.data.clear();
             self.has_data = false;
+            self.id_seen = false;
             return;
         }
         if line.starts_with(':') {
@@ -104,7 +114,10 @@ impl SseParser {
                 self.data.push('\n');
                 self.has_data = true;
             }
-            "id" if !value.contains('\0') => self.last_id = Some(value),
+            "id" if !value.contains('\0') => {
+                self.last_id = Some(value);
+                self.id_seen = true;
+            }
             "retry" if !value.is_empty() && value.bytes().all(|c| c.is_ascii_digit()) => {
                 self.retry = value.parse().ok();
             }

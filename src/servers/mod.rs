@@ -10,6 +10,7 @@
 mod ids;
 pub mod native;
 pub mod python_sdk;
+pub mod rmcp;
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -228,6 +229,7 @@ pub fn stacks() -> Vec<Box<dyn ServerStack>> {
         .map(|m| Box::new(python_sdk::PythonSdk::new(*m)) as Box<dyn ServerStack>)
         .collect();
     all.push(Box::new(native::NativeStack));
+    all.push(Box::new(rmcp::RmcpStack));
     all
 }
 
