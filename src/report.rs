@@ -47,6 +47,7 @@ pub fn json(o: &Outcome) -> Value {
         "server": o.stack,
         "verdict": if o.passed() { "pass" } else { "fail" },
         "failures": failures_json(&o.failures),
+        "not_judged": o.not_judged.iter().map(|(n, why)| json!({"oracle": n, "why": why})).collect::<Vec<_>>(),
         "trace_hash": o.trace_hash,
         "virtual_time": fmt_duration(o.virtual_time),
         "wall_ms": (o.wall.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
@@ -130,6 +131,9 @@ pub fn human_with(o: &Outcome, replay: &str) -> String {
         let _ = writeln!(s, "  faults: {}", sched.join("; "));
     }
     s.push_str(&failure_lines(&o.failures));
+    for (n, why) in &o.not_judged {
+        let _ = writeln!(s, "  not judged: {n} ({why})");
+    }
     if let Some(first) = o.failures.first() {
         let _ = writeln!(s, "  trace around {}:", fmt_duration(first.at));
         for l in around(o, first.at, 10, 3) {

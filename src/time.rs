@@ -70,7 +70,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `"1.250s"` (or `"1.250300s"` below millisecond resolution).
 pub fn fmt_duration(d: Duration) -> String {
     let micros = d.as_micros();
-    if micros % 1000 == 0 {
+    if micros.is_multiple_of(1000) {
         let ms = micros / 1000;
         format!("{}.{:03}s", ms / 1000, ms % 1000)
     } else {

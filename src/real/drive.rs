@@ -782,7 +782,7 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
         asgi,
         requests: shared.log.records(),
         trace,
-        open_streams: probe.as_ref().map(|p| p.open_streams.clone()),
+        open_streams: probe.as_ref().and_then(|p| p.open_streams.clone()),
         sessions: probe
             .as_ref()
             .filter(|_| quiescent)

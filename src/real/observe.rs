@@ -28,7 +28,9 @@
 //! ```
 //!
 //! Everything but `calls` may be left out; what is missing is reported as not
-//! observed, never guessed. Sessions that were already there when a drive
+//! observed, never guessed — `open_streams: null` too, from a server that
+//! cannot show its request streams (rmcp keeps them inside its session
+//! workers): `leak` then judges its sessions only. Sessions that were already there when a drive
 //! began are another run's: `drive` notes their ids at its start and leaves
 //! them out (`created_at` is informational).
 //!
@@ -152,7 +154,10 @@ pub struct WireLog {
 pub struct WireProbe {
     pub in_flight: usize,
     pub sessions: Vec<WireSession>,
-    pub open_streams: Vec<OpenStream>,
+    /// `null` (or absent): the server cannot show its request streams, and
+    /// `leak` does not judge them.
+    #[serde(default)]
+    pub open_streams: Option<Vec<OpenStream>>,
     /// Seconds a session may idle before the server reaps it (`None`: never).
     #[serde(default)]
     pub session_idle_timeout: Option<f64>,
@@ -198,8 +203,8 @@ pub struct Probe {
     pub sessions: Vec<SessionInfo>,
     /// Sessions made before this run began (another run's), left out.
     pub older_sessions: usize,
-    /// Request streams still registered.
-    pub open_streams: Vec<OpenStream>,
+    /// Request streams still registered (`None`: not shown).
+    pub open_streams: Option<Vec<OpenStream>>,
     /// The server's idle timeout, if it named one.
     pub session_idle_timeout: Option<Duration>,
 }
@@ -352,7 +357,7 @@ pub fn document(
         json!({
             "in_flight": p.in_flight(),
             "sessions": p.sessions().iter().map(|s| json!({"id": s.id, "terminated": s.terminated, "expires_at": s.expires_at.map(t)})).collect::<Vec<_>>(),
-            "open_streams": p.open_streams().iter().map(|s| json!({"session": s.session, "stream": s.stream})).collect::<Vec<_>>(),
+            "open_streams": p.open_streams().map(|v| v.iter().map(|s| json!({"session": s.session, "stream": s.stream})).collect::<Vec<_>>()),
         })
     });
     json!({

@@ -127,10 +127,10 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
         stack.run(env).await;
         tracing::info!(target: "mcpsim::serve", "server process exited");
         // Under `drive --server-cmd`, what this process saw outlives it.
-        if let (Some(o), Some(path)) = (observed, std::env::var_os("MCPSIM_OBSERVATIONS_FILE")) {
-            if let Err(e) = std::fs::write(&path, o.document()) {
-                tracing::warn!(target: "mcpsim::serve", "cannot write observations: {e}");
-            }
+        if let (Some(o), Some(path)) = (observed, std::env::var_os("MCPSIM_OBSERVATIONS_FILE"))
+            && let Err(e) = std::fs::write(&path, o.document())
+        {
+            tracing::warn!(target: "mcpsim::serve", "cannot write observations: {e}");
         }
         Ok(0)
     })

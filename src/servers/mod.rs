@@ -152,8 +152,9 @@ pub struct SessionInfo {
 pub trait StackProbe {
     /// Requests being worked on (handler tasks running).
     fn in_flight(&self) -> usize;
-    /// Request streams still registered.
-    fn open_streams(&self) -> Vec<OpenStream>;
+    /// Request streams still registered (`None`: the stack does not let
+    /// them be seen, so `leak` does not judge streams).
+    fn open_streams(&self) -> Option<Vec<OpenStream>>;
     /// Sessions still held.
     fn sessions(&self) -> Vec<SessionInfo>;
 }
@@ -220,6 +221,11 @@ pub trait ServerStack {
     fn layers(&self) -> Layers;
     /// Run one server process until it exits (called again on restart).
     fn run(&self, env: ServerEnv) -> LocalBoxFuture<'static, ()>;
+    /// The oracles that cannot see this stack, each with why: a run reports
+    /// them as *not judged*, never as passed.
+    fn not_judged(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
 }
 
 /// Every stack mcpsim knows, by name.

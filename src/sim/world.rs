@@ -47,6 +47,8 @@ pub struct Outcome {
     pub stack: String,
     /// What the oracles found (empty: pass).
     pub failures: Vec<Failure>,
+    /// Oracles that cannot see this stack, and why: not judged, never passed.
+    pub not_judged: Vec<(&'static str, &'static str)>,
     /// The trace.
     pub trace: Vec<TraceLine>,
     /// Its hash.
@@ -133,6 +135,7 @@ fn simulate(
         )))
     })?;
     let layers = stack.layers();
+    let not_judged = stack.not_judged();
     let seeds = Seeds::new(seed);
     let schedule = expand(scenario)?;
 
@@ -347,7 +350,7 @@ fn simulate(
         None
     };
     let quiescent = end == EndReason::Quiescent;
-    let open_streams = probe.as_ref().map(|p| p.open_streams());
+    let open_streams = probe.as_ref().and_then(|p| p.open_streams());
     let sessions = probe.as_ref().filter(|_| quiescent).map(|p| p.sessions());
     let server_in_flight = probe.as_ref().map(|p| p.in_flight()).unwrap_or(0);
     let mut hosts_by_ip = BTreeMap::new();
@@ -382,12 +385,14 @@ fn simulate(
             cut_links: oracles::cut_links(&applied),
         },
     };
-    let failures = oracles::check_all(&observations);
+    let mut failures = oracles::check_all(&observations);
+    failures.retain(|f| !not_judged.iter().any(|(o, _)| *o == f.oracle));
     Ok(Outcome {
         scenario: scenario.name.clone(),
         seed,
         stack: stack_name.to_string(),
         failures,
+        not_judged,
         trace_hash: trace_hash(&trace),
         trace,
         virtual_time,

@@ -84,6 +84,11 @@ impl ServerStack for NativeStack {
         }
     }
 
+    fn not_judged(&self) -> Vec<(&'static str, &'static str)> {
+        let why = "they read ASGI records, and native is no ASGI application";
+        vec![("missing-final-body", why), ("protocol-violation", why)]
+    }
+
     fn run(&self, env: ServerEnv) -> LocalBoxFuture<'static, ()> {
         Box::pin(async move {
             // The process: its tasks die with it, closing its sockets.
@@ -251,8 +256,9 @@ impl StackProbe for Probe {
         self.0.work.running.get()
     }
 
-    fn open_streams(&self) -> Vec<OpenStream> {
-        self.0
+    fn open_streams(&self) -> Option<Vec<OpenStream>> {
+        let streams = self
+            .0
             .sessions
             .borrow()
             .values()
@@ -262,7 +268,8 @@ impl StackProbe for Probe {
                     stream: n.to_string(),
                 })
             })
-            .collect()
+            .collect();
+        Some(streams)
     }
 
     fn sessions(&self) -> Vec<SessionInfo> {

@@ -201,8 +201,9 @@ impl StackProbe for Probe {
         self.0.handlers.get()
     }
 
-    fn open_streams(&self) -> Vec<OpenStream> {
-        self.0
+    fn open_streams(&self) -> Option<Vec<OpenStream>> {
+        let streams = self
+            .0
             .all_transports
             .borrow()
             .iter()
@@ -213,7 +214,8 @@ impl StackProbe for Probe {
                     stream: s,
                 })
             })
-            .collect()
+            .collect();
+        Some(streams)
     }
 
     fn sessions(&self) -> Vec<SessionInfo> {

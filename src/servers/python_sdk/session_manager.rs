@@ -382,10 +382,11 @@ impl SessionManager {
         .await;
         // finally: if not established: await self._discard_session(...)
         let established = r.is_ok() && status.get().is_some_and(|s| s < 400);
-        if !established && self.release.discards_unestablished_sessions() {
-            if let Some(sid) = transport.session_id.clone() {
-                self.discard_session(&sid, &transport);
-            }
+        if !established
+            && self.release.discards_unestablished_sessions()
+            && let Some(sid) = transport.session_id.clone()
+        {
+            self.discard_session(&sid, &transport);
         }
         r
     }

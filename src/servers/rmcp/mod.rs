@@ -77,6 +77,11 @@ impl ServerStack for RmcpStack {
         }
     }
 
+    fn not_judged(&self) -> Vec<(&'static str, &'static str)> {
+        let why = "they read ASGI records, and rmcp is no ASGI application";
+        vec![("missing-final-body", why), ("protocol-violation", why)]
+    }
+
     fn run(&self, env: ServerEnv) -> LocalBoxFuture<'static, ()> {
         Box::pin(async move {
             let process = tokio::task::LocalSet::new();
@@ -115,7 +120,8 @@ async fn serve(env: ServerEnv) {
     let token = config.cancellation_token.clone();
     let tools = Tools::default();
     let in_flight = tools.in_flight.clone();
-    let service: Service = StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), config);
+    let service: Service =
+        StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), config);
     env.probe.set(Rc::new(Probe {
         sessions: sessions.clone(),
         in_flight,
@@ -150,7 +156,10 @@ async fn accept(listener: Box<dyn Listener>, service: Service, open: Rc<std::cel
     loop {
         match listener.accept().await {
             Ok((io, _peer)) => {
-                crate::task::spawn("rmcp.connection", connection(io, service.clone(), open.clone()));
+                crate::task::spawn(
+                    "rmcp.connection",
+                    connection(io, service.clone(), open.clone()),
+                );
             }
             Err(e) => {
                 tracing::warn!(target: "mcpsim::rmcp", "accept failed: {e}");
@@ -183,10 +192,10 @@ impl StackProbe for Probe {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    fn open_streams(&self) -> Vec<OpenStream> {
+    fn open_streams(&self) -> Option<Vec<OpenStream>> {
         // rmcp keeps its request streams inside each session worker's task,
-        // out of reach: not judged (the report says so).
-        Vec::new()
+        // out of reach: `leak` judges sessions only.
+        None
     }
 
     fn sessions(&self) -> Vec<SessionInfo> {

@@ -17,12 +17,14 @@
 use std::sync::Mutex;
 
 use futures_core::Stream;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::WorkerTransport;
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, LocalSessionWorker, create_local_session,
 };
-use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId, SessionManager};
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::streamable_http_server::session::{
+    ServerSseMessage, SessionId, SessionManager,
+};
 
 use crate::servers::Ids;
 
@@ -50,7 +52,10 @@ impl SeededSessions {
         if let Ok(mut ids) = self.ids.lock() {
             ids.fill(&mut b);
         }
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>().into()
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+            .into()
     }
 }
 

@@ -108,7 +108,8 @@ impl ServerHandler for Tools {
                         _ = tokio::time::sleep(step) => {}
                     }
                     if let Some(token) = &token {
-                        let p = model(json!({"progressToken": token, "progress": i, "total": steps}))?;
+                        let p =
+                            model(json!({"progressToken": token, "progress": i, "total": steps}))?;
                         // A client that has gone cannot be told; the call goes on.
                         let _ = context.peer.notify_progress(p).await;
                     }

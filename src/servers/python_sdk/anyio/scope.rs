@@ -97,11 +97,11 @@ impl CancelScope {
         let scope = Rc::downgrade(&self.0);
         let timer = crate::task::spawn("anyio.deadline", async move {
             tokio::time::sleep_until(at).await;
-            if let Some(node) = scope.upgrade() {
-                if node.deadline_gen.get() == generation {
-                    node.deadline_timer.borrow_mut().take();
-                    CancelScope(node).cancel();
-                }
+            if let Some(node) = scope.upgrade()
+                && node.deadline_gen.get() == generation
+            {
+                node.deadline_timer.borrow_mut().take();
+                CancelScope(node).cancel();
             }
         });
         *self.0.deadline_timer.borrow_mut() = Some(timer.abort_handle());
