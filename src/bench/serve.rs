@@ -239,6 +239,8 @@ impl Drop for Served {
 }
 
 /// Read `pid`'s RSS (KiB) and open descriptors once a second until `stop`.
+/// A wall-clock thread on purpose: it watches a real process on loopback,
+/// outside any simulation.
 fn sample(pid: u32, samples: &Mutex<Vec<(u64, usize)>>, stop: &AtomicBool) {
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
