@@ -48,6 +48,16 @@ RELEASES = {
         "real": "mcp 1.20.0 on uvicorn 0.38.0",
         "patches": [],
     },
+    # rmcp's code is the same in both worlds: the simulated run and
+    # `mcpsim serve --server rmcp-3.11` on loopback run one build of it, so a
+    # disagreement is about the network (turmoil's against the kernel's) or
+    # about wall-clock time, never about a model.
+    "rmcp-3.11": {
+        "stack": "rmcp-3.11",
+        "server": None,
+        "real": "rmcp 3.11.0 under mcpsim serve, loopback",
+        "patches": [],
+    },
     "2.3": {
         "stack": "python-sdk-2.3",
         "server": ROOT / "interop" / "real_server_2.py",
@@ -96,12 +106,20 @@ def one(path: pathlib.Path, seed: int, python: str, scale: str, target: dict) ->
         return row
     row["model"], row["model_signatures"] = verdict(model)
     port = free_port()
-    cmd = f"{python} {target['server']} --port {port}"
+    observe = []
+    if target["server"] is None:
+        # mcpsim's own `serve`: the stack's code on real TCP, its
+        # observations on a second port.
+        oport = free_port()
+        cmd = f"{MCPSIM} serve --server {target['stack']} --listen 127.0.0.1:{port} --observe 127.0.0.1:{oport}"
+        observe = ["--observe", f"http://127.0.0.1:{oport}/__mcpsim/observations"]
+    else:
+        cmd = f"{python} {target['server']} --port {port}"
     for patch in target["patches"]:
         cmd += f" --patch {patch}"
     drive = [
         "drive", rel, "--seed", str(seed),
-        "--target", f"http://127.0.0.1:{port}/mcp",
+        "--target", f"http://127.0.0.1:{port}/mcp", *observe,
         "--server-cmd", cmd, "--time-scale", scale, "--json",
     ]
     row["command"] = "mcpsim " + " ".join(
@@ -168,7 +186,7 @@ def table(rows: list[dict], explained: dict, target: dict) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--python", required=True, help="the venv's python, with the pinned real stack")
+    p.add_argument("--python", default=None, help="the venv's python, with the pinned real stack (python releases)")
     p.add_argument("--release", choices=sorted(RELEASES), default="1.20")
     p.add_argument(
         "--fixed",
@@ -191,6 +209,9 @@ def main() -> int:
     if a.scenarios:
         paths = [x for x in paths if x.stem in a.scenarios]
     target = dict(RELEASES[a.release])
+    if target["server"] is not None and not a.python:
+        print(f"--release {a.release} needs --python (the venv with the real stack)", file=sys.stderr)
+        return 2
     if a.fixed:
         if not target["patches"]:
             print(f"no patch for {a.release}: --fixed compares a patched real stack", file=sys.stderr)

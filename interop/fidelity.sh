@@ -7,7 +7,8 @@
 #
 #   --release 1.20   python-sdk-1.20 vs mcp 1.20.0 (interop/real_server.py, interop/requirements.txt)
 #   --release 2.3    python-sdk-2.3 vs mcp 2.3.0 (interop/real_server_2.py, interop/requirements-2.3.txt)
-#   --release all    both (the default)
+#   --release rmcp-3.11  rmcp-3.11 simulated vs the same rmcp 3.11.0 under `mcpsim serve` (no Python)
+#   --release all    both Python releases (the default)
 #   --fixed          also python-sdk-2.3+fixed vs mcp 2.3.0 with interop/patches/ applied, then
 #                    interop/fix_check.py: where the unpatched real stack shows missing-final-body,
 #                    the patched one must not, and nothing else may get worse that the model did
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --release)
       [ $# -ge 2 ] || { echo "fidelity.sh: --release needs 1.20, 2.3 or all" >&2; exit 2; }
       case "$2" in
-        1.20|2.3) releases="$2" ;;
+        1.20|2.3|rmcp-3.11) releases="$2" ;;
         all) releases="1.20 2.3" ;;
         *) echo "fidelity.sh: --release $2: use 1.20, 2.3 or all" >&2; exit 2 ;;
       esac
@@ -49,6 +50,13 @@ done
 cargo build --release -q
 status=0
 for r in $releases; do
+  if [ "$r" = rmcp-3.11 ]; then
+    # rmcp needs no Python: `mcpsim serve --server rmcp-3.11` is the real server.
+    echo "== fidelity, rmcp-3.11 (simulated) against itself on loopback"
+    python3 interop/fidelity.py --release "$r" --seeds "$seeds" \
+      --out "target/interop/fidelity-$r" ${args[@]+"${args[@]}"} || status=1
+    continue
+  fi
   MCPSIM_RELEASE=$r . interop/venv.sh
   echo "== fidelity, release $r"
   python3 interop/fidelity.py --python "$venv/bin/python" --release "$r" --seeds "$seeds" \

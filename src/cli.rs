@@ -497,17 +497,16 @@ fn cores() -> usize {
         .unwrap_or(1)
 }
 
-fn pick_stack(flag: Option<String>, sc: &scenario::Scenario) -> Result<String, Error> {
+fn pick_stack(flag: Option<String>, sc: &scenario::Scenario) -> Result<servers::StackRef, Error> {
     let name = flag.unwrap_or_else(|| sc.stack.clone());
-    if servers::stack(&name).is_none() {
-        return Err(InputError::msg(format!(
+    servers::stack(&name).ok_or_else(|| {
+        InputError::msg(format!(
             "unknown stack \"{name}\" (known: {})",
             servers::stack_names().join(", ")
         ))
         .field("--server")
-        .into());
-    }
-    Ok(name)
+        .into()
+    })
 }
 
 fn child(arg: &str) -> Result<Child, Error> {
@@ -541,7 +540,7 @@ fn run(
         let (o, d) = determinism::check(&sc, seed, &stack, Some(&child))?;
         (o, Some(d))
     } else {
-        (sim::run(&sc, seed, &stack)?, None)
+        (sim::run_on(&sc, seed, &stack)?, None)
     };
     if let Some(path) = trace {
         let write_err = |e: std::io::Error| {
@@ -569,7 +568,7 @@ fn run(
         } else {
             let replay = format!(
                 "{} --time-scale {time_scale}",
-                report::replay_command(arg, seed, &stack)
+                report::replay_command(arg, seed, stack.name())
             );
             print!("{}", report::human_with(&outcome, &replay));
         }
@@ -648,7 +647,7 @@ fn run_sweep(
         }
     });
     bar.finish_and_clear();
-    let summary = results.summary(arg, &stack);
+    let summary = results.summary(arg, stack.name());
     if json {
         eprint!("{summary}");
     } else {
@@ -756,7 +755,7 @@ fn run_bisect(
     println!("wrote: {}", path.display());
     println!(
         "replay: {}",
-        report::replay_command(&path.display().to_string(), seed, &stack)
+        report::replay_command(&path.display().to_string(), seed, stack.name())
     );
     Ok(0)
 }

@@ -34,7 +34,10 @@
 //!   session manager and request dispatch — in two releases (mcp 2.3.0,
 //!   today's, and 1.20.0, the seed's; what 2.3 changes is listed in one
 //!   file, [`servers::python_sdk::release`]) times three variants (as
-//!   released, the seed repro's fix, a real fix).
+//!   released, the seed repro's fix, a real fix). [`servers::tower`] puts
+//!   any tower service under test — your own server, and rmcp 3.11.0, the
+//!   official Rust SDK, unmodified ([`servers::rmcp`]) — seen from outside
+//!   through an HTTP tracking layer.
 //! * [`asgi`] — the ASGI contract as types; applications are tower services,
 //!   and [`asgi::tracking`] is the tower layer through which the harness sees
 //!   every response start, body, final body and disconnect.

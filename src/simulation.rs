@@ -25,22 +25,48 @@
 //! it, so a red test is one paste away from the exact run.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::script::{Action, Step};
 use crate::error::{Error, InputError};
+use crate::explore::bisect::{self, BisectReport};
+use crate::explore::determinism::{self, Divergence};
 use crate::explore::sweep::{self, SweepConfig, SweepResults};
 use crate::mcp::LATEST_PROTOCOL_VERSION;
 use crate::report;
 use crate::scenario::{self, ClientSpec, FaultKind, FaultSpec, Latency, Scenario, SeedRange, When};
-use crate::servers::{self, ServerConfig};
+use crate::servers::{self, ServerConfig, ServerStack, StackRef};
 use crate::sim::{self, Outcome};
 
 /// A scenario and a stack, ready to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Simulation {
     scenario: Scenario,
-    stack: Option<String>,
+    stack: Option<Choice>,
+}
+
+/// Which stack a simulation runs on.
+#[derive(Clone)]
+enum Choice {
+    /// One of mcpsim's, by name.
+    Named(String),
+    /// One given in code ([`Simulation::server`]).
+    Given(StackRef),
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stack = match &self.stack {
+            None => self.scenario.stack.as_str(),
+            Some(Choice::Named(n)) => n.as_str(),
+            Some(Choice::Given(s)) => s.name(),
+        };
+        f.debug_struct("Simulation")
+            .field("scenario", &self.scenario.name)
+            .field("stack", &stack)
+            .finish()
+    }
 }
 
 /// The seed to use: `MCPSIM_SEED` if set, else `seed`.
@@ -84,9 +110,16 @@ impl Simulation {
         }
     }
 
-    /// Run on `stack` (default: the scenario's).
+    /// Run on mcpsim's stack called `stack` (default: the scenario's).
     pub fn stack(mut self, stack: &str) -> Self {
-        self.stack = Some(stack.to_string());
+        self.stack = Some(Choice::Named(stack.to_string()));
+        self
+    }
+
+    /// Run on a stack of your own — a [`TowerStack`](crate::servers::TowerStack)
+    /// serving your tower service, or any [`ServerStack`].
+    pub fn server(mut self, stack: impl ServerStack + 'static) -> Self {
+        self.stack = Some(Choice::Given(Arc::new(stack)));
         self
     }
 
@@ -95,31 +128,57 @@ impl Simulation {
         &self.scenario
     }
 
-    fn stack_name(&self) -> Result<String, Error> {
-        let name = self
-            .stack
-            .clone()
-            .unwrap_or_else(|| self.scenario.stack.clone());
-        if servers::stack(&name).is_none() {
-            return Err(InputError::msg(format!(
+    fn stack_ref(&self) -> Result<StackRef, Error> {
+        let name = match &self.stack {
+            Some(Choice::Given(s)) => return Ok(s.clone()),
+            Some(Choice::Named(n)) => n.clone(),
+            None => self.scenario.stack.clone(),
+        };
+        servers::stack(&name).ok_or_else(|| {
+            InputError::msg(format!(
                 "unknown stack \"{name}\" (known: {})",
                 servers::stack_names().join(", ")
             ))
-            .into());
-        }
-        Ok(name)
+            .into()
+        })
     }
 
     /// Run one seed (`MCPSIM_SEED` overrides it).
     pub fn run(&self, seed: u64) -> Result<Outcome, Error> {
-        sim::run(&self.scenario, seed_override(seed)?, &self.stack_name()?)
+        sim::run_on(&self.scenario, seed_override(seed)?, &self.stack_ref()?)
+    }
+
+    /// Run one seed twice and compare the traces line by line: `None` if
+    /// they agree, else the first divergence (a wall-clock read, OS
+    /// randomness or an unseeded choice in the code under test).
+    pub fn check_determinism(&self, seed: u64) -> Result<(Outcome, Option<Divergence>), Error> {
+        determinism::check(
+            &self.scenario,
+            seed_override(seed)?,
+            &self.stack_ref()?,
+            None,
+        )
+    }
+
+    /// Shrink a failing seed to the smallest schedule that still fails with
+    /// `signature` (default: its first failure); the report's
+    /// [`file_text`](BisectReport::file_text) is a regression file.
+    pub fn bisect(&self, seed: u64, signature: Option<&str>) -> Result<BisectReport, Error> {
+        bisect::bisect(
+            &self.scenario,
+            seed,
+            &self.stack_ref()?,
+            signature,
+            &mut |_| {},
+        )
     }
 
     /// Run a range of seeds on all cores (`MCPSIM_SEEDS` overrides it).
     pub fn sweep(&self, seeds: Range<u64>) -> Result<Sweep, Error> {
-        let stack = self.stack_name()?;
+        let stack_ref = self.stack_ref()?;
+        let stack = stack_ref.name().to_string();
         let cfg = SweepConfig {
-            stack: stack.clone(),
+            stack: stack_ref,
             seeds: sweep::Seeds::new(seeds_override(seeds)?, None),
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get())

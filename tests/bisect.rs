@@ -48,7 +48,8 @@ fn fails(sc: &scenario::Scenario, signature: &str) -> bool {
 #[test]
 fn shrinks_to_a_one_minimal_exact_schedule_with_exact_windows() {
     let sc = scenario::parse(TEXT, "bisect-test.toml").unwrap();
-    let report = bisect(&sc, 0, STACK, None, &mut |_| {}).unwrap();
+    let stack = mcpsim::servers::stack(STACK).unwrap();
+    let report = bisect(&sc, 0, &stack, None, &mut |_| {}).unwrap();
     assert!(
         report.signature.starts_with("missing-final-body"),
         "{}",
@@ -101,13 +102,15 @@ fn shrinks_to_a_one_minimal_exact_schedule_with_exact_windows() {
     assert!(fails(&back, &report.signature));
     let reg = back.regression.unwrap();
     // 2.3 as released and with the seed's change fail the same way; the fix
-    // closes it on both releases. Stacks that cannot be judged by
-    // missing-final-body (native, rmcp: no ASGI records) are not listed.
+    // closes it on both releases; rmcp, judged by the oracle's HTTP form,
+    // does not have it. native cannot be judged by missing-final-body (it
+    // keeps no records of either kind), so it is not listed.
     assert_eq!(
         reg.fixed_on,
         vec![
             "python-sdk-2.3+fixed".to_string(),
             "python-sdk-1.20+fixed".to_string(),
+            "rmcp-3.11".to_string(),
         ]
     );
 }
@@ -115,6 +118,7 @@ fn shrinks_to_a_one_minimal_exact_schedule_with_exact_windows() {
 #[test]
 fn a_passing_seed_cannot_be_bisected() {
     let sc = scenario::load("missing-body").unwrap();
-    let err = bisect(&sc, 1, "native", None, &mut |_| {}).unwrap_err();
+    let native = mcpsim::servers::stack("native").unwrap();
+    let err = bisect(&sc, 1, &native, None, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("nothing to bisect"), "{err}");
 }

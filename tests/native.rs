@@ -112,6 +112,9 @@ fn with_native(
                     rand_chacha::ChaCha8Rng::seed_from_u64(7),
                 )),
                 signals: Signals::default(),
+                http_log: mcpsim::servers::HttpLog::new(std::sync::Arc::new(|| {
+                    turmoil::sim_elapsed().unwrap_or_default()
+                })),
                 asgi_log: AsgiLog::default(),
                 clock: Rc::new(|| turmoil::sim_elapsed().unwrap_or_default()),
                 probe: ProbeSlot::default(),

@@ -79,6 +79,7 @@ fn judge(requests: Vec<RequestRecord>) -> Vec<&'static str> {
             sse: "s".into(),
             transport: "t".into(),
         },
+        http: Vec::new(),
         asgi: Vec::new(),
         requests,
         trace: Vec::new(),

@@ -323,7 +323,7 @@ impl Receive for TrackedReceive {
 }
 
 /// "tools/call slow_operation" from a JSON-RPC request body.
-fn describe_rpc(body: &[u8]) -> Option<String> {
+pub(crate) fn describe_rpc(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let method = v.get("method")?.as_str()?;
     let tool = v

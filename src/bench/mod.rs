@@ -106,7 +106,8 @@ pub fn run(seeds: u64, jobs: usize, out: &mut dyn Write) -> Result<(), Error> {
 
     // 1. Throughput on all cores.
     let cfg = SweepConfig {
-        stack: STACK.into(),
+        stack: crate::servers::stack(STACK)
+            .ok_or_else(|| crate::error::Error::Internal(format!("no stack {STACK}")))?,
         seeds: sweep::Seeds::new(0..seeds, None),
         jobs,
         fail_fast: false,

@@ -23,6 +23,7 @@ use super::shrink::ddmin;
 use crate::error::{Error, InputError};
 use crate::scenario::{FaultKind, Regression, SERVER_HOST, Scenario, When};
 use crate::servers;
+use crate::servers::StackRef;
 use crate::sim;
 use crate::time::fmt_duration;
 
@@ -59,7 +60,7 @@ pub struct BisectReport {
 
 struct Judge<'a> {
     seed: u64,
-    stack: &'a str,
+    stack: &'a StackRef,
     signature: &'a str,
     runs: usize,
 }
@@ -70,7 +71,7 @@ impl Judge<'_> {
             return false;
         }
         self.runs += 1;
-        match sim::run(sc, self.seed, self.stack) {
+        match sim::run_on(sc, self.seed, self.stack) {
             Ok(o) => o.failures.iter().any(|f| f.signature == self.signature),
             Err(_) => false,
         }
@@ -198,11 +199,12 @@ pub fn edge(
 pub fn bisect(
     scenario: &Scenario,
     seed: u64,
-    stack: &str,
+    stack_ref: &StackRef,
     signature: Option<&str>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BisectReport, Error> {
-    let first = sim::run(scenario, seed, stack)?;
+    let stack = stack_ref.name();
+    let first = sim::run_on(scenario, seed, stack_ref)?;
     let signature = match signature {
         Some(s) if first.failures.iter().any(|f| f.signature == s) => s.to_string(),
         Some(s) => {
@@ -224,7 +226,7 @@ pub fn bisect(
     let realised = first.realised.clone();
     let mut judge = Judge {
         seed,
-        stack,
+        stack: stack_ref,
         signature: &signature,
         runs: 1,
     };

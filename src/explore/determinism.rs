@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::scenario::Scenario;
+use crate::servers::StackRef;
 use crate::sim::{self, Outcome};
 
 /// How to run a seed again in a child process: mcpsim's own binary, given the
@@ -77,10 +78,11 @@ fn lines(o: &Outcome) -> Vec<String> {
 pub fn check_outcome(
     scenario: &Scenario,
     first: &Outcome,
+    stack: &StackRef,
     child: Option<&Child>,
 ) -> Result<Option<Divergence>, Error> {
     let a = lines(first);
-    let again = sim::run(scenario, first.seed, &first.stack)?;
+    let again = sim::run_on(scenario, first.seed, stack)?;
     if let Some(d) = first_difference("in-process", &a, &lines(&again)) {
         return Ok(Some(d));
     }
@@ -136,11 +138,11 @@ pub fn check_outcome(
 pub fn check(
     scenario: &Scenario,
     seed: u64,
-    stack: &str,
+    stack: &StackRef,
     child: Option<&Child>,
 ) -> Result<(Outcome, Option<Divergence>), Error> {
-    let first = sim::run(scenario, seed, stack)?;
-    let d = check_outcome(scenario, &first, child)?;
+    let first = sim::run_on(scenario, seed, stack)?;
+    let d = check_outcome(scenario, &first, stack, child)?;
     Ok((first, d))
 }
 

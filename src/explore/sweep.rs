@@ -28,6 +28,7 @@ use super::determinism::{self, Divergence};
 use crate::oracles::Failure;
 use crate::report;
 use crate::scenario::Scenario;
+use crate::servers::StackRef;
 use crate::sim;
 
 /// How far ahead of the oldest result not yet handed back a worker may take
@@ -86,10 +87,10 @@ impl Seeds {
 }
 
 /// What a sweep runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SweepConfig {
     /// The stack.
-    pub stack: String,
+    pub stack: StackRef,
     /// The seeds, in order.
     pub seeds: Seeds,
     /// Worker threads (at least 1).
@@ -256,9 +257,9 @@ impl SweepResults {
 }
 
 fn run_seed(scenario: &Scenario, seed: u64, cfg: &SweepConfig) -> Result<SeedResult, String> {
-    let outcome = sim::run(scenario, seed, &cfg.stack).map_err(|e| e.to_string())?;
+    let outcome = sim::run_on(scenario, seed, &cfg.stack).map_err(|e| e.to_string())?;
     let divergence = if cfg.check_determinism {
-        determinism::check_outcome(scenario, &outcome, cfg.child.as_ref())
+        determinism::check_outcome(scenario, &outcome, &cfg.stack, cfg.child.as_ref())
             .map_err(|e| e.to_string())?
     } else {
         None

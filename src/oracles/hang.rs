@@ -37,6 +37,14 @@ impl Oracle for Hang {
             obs.link_cut_between(host, since, end.at)
                 || end.cut_links.iter().any(|(a, b)| a == host || b == host)
         };
+        // A server-side exchange with the peer `ip:port`: explained by the
+        // network if that peer's host is cut off.
+        let explained_peer = |client: &str, since| {
+            client
+                .rsplit_once(':')
+                .and_then(|(ip, _)| obs.hosts_by_ip.get(ip))
+                .is_some_and(|h| explained(h, since))
+        };
         let last = [
             obs.trace
                 .iter()
@@ -60,14 +68,8 @@ impl Oracle for Hang {
                 .asgi
                 .iter()
                 .filter(|c| c.incarnation == end.server_incarnation && c.returned.is_none())
-                .partition(|c| {
-                    let host = c
-                        .client
-                        .rsplit_once(':')
-                        .and_then(|(ip, _)| obs.hosts_by_ip.get(ip));
-                    host.is_some_and(|h| explained(h, c.called_at))
-                });
-            let blocked: Vec<String> = blocked
+                .partition(|c| explained_peer(&c.client, c.called_at));
+            let mut blocked: Vec<String> = blocked
                 .iter()
                 .map(|c| {
                     c.rpc
@@ -75,9 +77,22 @@ impl Oracle for Hang {
                         .unwrap_or_else(|| format!("{} {}", c.method, c.path))
                 })
                 .collect();
+            // A stack without ASGI: its unfinished HTTP exchanges, by the
+            // same rule.
+            let (exempt_http, blocked_http): (Vec<_>, Vec<_>) = obs
+                .http
+                .iter()
+                .filter(|x| x.incarnation == end.server_incarnation && x.end.is_none())
+                .partition(|x| explained_peer(&x.client, x.received_at));
+            blocked.extend(blocked_http.iter().map(|x| {
+                x.rpc
+                    .clone()
+                    .unwrap_or_else(|| format!("{} {}", x.method, x.path))
+            }));
+            let exempt_count = exempt.len() + exempt_http.len();
             // Handlers cannot be told apart: as many as there are explained
             // calls may belong to those.
-            let handlers = end.server_in_flight.saturating_sub(exempt.len());
+            let handlers = end.server_in_flight.saturating_sub(exempt_count);
             if !blocked.is_empty() || handlers > 0 {
                 let what = if blocked.is_empty() {
                     format!("{handlers} request handler(s) in flight")

@@ -29,6 +29,7 @@ use serde::Serialize;
 use crate::asgi::tracking::CallRecord;
 use crate::client::{Departure, RequestRecord};
 use crate::scenario::FaultKind;
+use crate::servers::tower::ExchangeRecord;
 use crate::servers::{Layers, OpenStream, SessionInfo};
 use crate::sim::trace::TraceLine;
 
@@ -109,7 +110,10 @@ pub struct Observations {
     /// The server stack's layer names.
     #[serde(skip)]
     pub layers: Layers,
-    /// ASGI call records (tracking layer).
+    /// HTTP exchange records (the HTTP tracking layer; stacks served over
+    /// hyper through it).
+    pub http: Vec<ExchangeRecord>,
+    /// ASGI call records (ASGI tracking layer; ASGI stacks only).
     pub asgi: Vec<CallRecord>,
     /// Client request records.
     pub requests: Vec<RequestRecord>,

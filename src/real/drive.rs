@@ -711,6 +711,8 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
     // process that is gone holds nothing.
     let current = server.as_ref().map_or(0, |m| m.incarnation);
     let mut asgi = Vec::new();
+    let mut http = Vec::new();
+    let mut has_exchanges = false;
     let mut server_log = Vec::new();
     let mut has_log = false;
     let mut probe = None;
@@ -718,6 +720,8 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
     let mut described = None;
     for (inc, o) in docs.iter().cloned() {
         asgi.extend(o.calls);
+        http.extend(o.exchanges);
+        has_exchanges |= o.has_exchanges;
         server_log.extend(o.log);
         has_log |= o.has_log;
         layers = layers.or(o.layers);
@@ -753,6 +757,12 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
         if !has_log {
             not_judged.push(("server-error-log", "the target serves no log".into()));
         }
+        if asgi.is_empty() && has_exchanges {
+            not_judged.push((
+                "protocol-violation",
+                "the target's records are HTTP exchanges: it has no ASGI messages to order".into(),
+            ));
+        }
         if probe.is_none() {
             not_judged.push((
                 "leak",
@@ -779,6 +789,7 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
             sse: "target".into(),
             transport: "target".into(),
         }),
+        http,
         asgi,
         requests: shared.log.records(),
         trace,

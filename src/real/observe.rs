@@ -27,6 +27,13 @@
 //! }
 //! ```
 //!
+//! A server served over plain hyper (a tower stack under `mcpsim serve`) has
+//! no ASGI calls: it sends `"calls": []` and its HTTP tracking layer's records
+//! as `exchanges`, each `{"seq", "method", "path", "client", "rpc",
+//! "received_at", "start", "frames", "end": {"at", "how": "complete" | "error"
+//! | "dropped" | "no-response", "error", "peer_gone"}}` — what the HTTP form
+//! of `missing-final-body` reads.
+//!
 //! Everything but `calls` may be left out; what is missing is reported as not
 //! observed, never guessed — `open_streams: null` too, from a server that
 //! cannot show its request streams (rmcp keeps them inside its session
@@ -57,6 +64,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
 use crate::asgi::tracking::{CallRecord, Returned, StartRecord, Violation};
+use crate::servers::tower::{EndHow, EndRecord, ExchangeRecord};
 use crate::servers::{Layers, OpenStream, SessionInfo};
 use crate::sim::trace::TraceLine;
 
@@ -85,6 +93,9 @@ pub struct Document {
     pub layers: Option<Layers>,
     /// ASGI (or equivalent) call records.
     pub calls: Vec<WireCall>,
+    /// HTTP exchange records (a server without ASGI).
+    #[serde(default)]
+    pub exchanges: Option<Vec<WireExchange>>,
     /// Log lines at WARNING and above.
     #[serde(default)]
     pub log: Option<Vec<WireLog>>,
@@ -110,6 +121,32 @@ pub struct WireCall {
     pub returned: Option<WireReturned>,
     #[serde(default)]
     pub violations: Vec<WireViolation>,
+}
+
+/// One HTTP exchange, times in epoch seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireExchange {
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    pub client: String,
+    pub rpc: Option<String>,
+    pub received_at: f64,
+    pub start: Option<WireStart>,
+    pub frames: u32,
+    pub end: Option<WireEnd>,
+}
+
+/// How an exchange ended.
+#[derive(Debug, Clone, Deserialize)]
+#[allow(missing_docs)]
+pub struct WireEnd {
+    pub at: f64,
+    pub how: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub peer_gone: bool,
 }
 
 /// `http.response.start`.
@@ -182,6 +219,10 @@ pub struct WireSession {
 pub struct Observed {
     /// Call records.
     pub calls: Vec<CallRecord>,
+    /// HTTP exchange records.
+    pub exchanges: Vec<ExchangeRecord>,
+    /// Were exchanges served at all?
+    pub has_exchanges: bool,
     /// Log lines, as trace lines of the host "server".
     pub log: Vec<TraceLine>,
     /// Was a log served at all?
@@ -263,6 +304,38 @@ impl Document {
                     .collect(),
             })
             .collect();
+        let has_exchanges = self.exchanges.is_some();
+        let exchanges = self
+            .exchanges
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| x.received_at >= epoch0)
+            .map(|x| ExchangeRecord {
+                seq: x.seq,
+                incarnation,
+                method: x.method,
+                path: x.path,
+                client: x.client,
+                rpc: x.rpc,
+                received_at: t(x.received_at),
+                start: x.start.map(|s| StartRecord {
+                    at: t(s.at),
+                    status: s.status,
+                    content_type: s.content_type,
+                }),
+                frames: x.frames,
+                end: x.end.map(|e| EndRecord {
+                    at: t(e.at),
+                    how: match e.how.as_str() {
+                        "complete" => EndHow::Complete,
+                        "error" => EndHow::Error(e.error.unwrap_or_default()),
+                        "dropped" => EndHow::Dropped,
+                        _ => EndHow::NoResponse(e.error.unwrap_or_default()),
+                    },
+                    peer_gone: e.peer_gone,
+                }),
+            })
+            .collect();
         let has_log = self.log.is_some();
         let log = self
             .log
@@ -303,6 +376,8 @@ impl Document {
         });
         Observed {
             calls,
+            exchanges,
+            has_exchanges,
             log,
             has_log,
             probe,
@@ -319,6 +394,7 @@ pub fn document(
     server: &str,
     layers: &Layers,
     calls: &[CallRecord],
+    exchanges: &[ExchangeRecord],
     log: &[TraceLine],
     probe: Option<&dyn crate::servers::StackProbe>,
     epoch_start: f64,
@@ -348,6 +424,32 @@ pub fn document(
             })
         })
         .collect();
+    let exchanges: Vec<_> = exchanges
+        .iter()
+        .map(|x| {
+            json!({
+                "seq": x.seq,
+                "method": x.method,
+                "path": x.path,
+                "client": x.client,
+                "rpc": x.rpc,
+                "received_at": t(x.received_at),
+                "start": x.start.as_ref().map(|s| json!({
+                    "at": t(s.at), "status": s.status, "content_type": s.content_type,
+                })),
+                "frames": x.frames,
+                "end": x.end.as_ref().map(|e| {
+                    let (how, error) = match &e.how {
+                        EndHow::Complete => ("complete", None),
+                        EndHow::Error(m) => ("error", Some(m.clone())),
+                        EndHow::Dropped => ("dropped", None),
+                        EndHow::NoResponse(m) => ("no-response", Some(m.clone())),
+                    };
+                    json!({"at": t(e.at), "how": how, "error": error, "peer_gone": e.peer_gone})
+                }),
+            })
+        })
+        .collect();
     let log: Vec<_> = log
         .iter()
         .filter(|l| matches!(l.level.as_str(), "ERROR" | "WARN") && !l.target.starts_with("mcpsim"))
@@ -364,6 +466,7 @@ pub fn document(
         "server": server,
         "layers": {"http_host": layers.http_host, "sse": layers.sse, "transport": layers.transport},
         "calls": calls,
+        "exchanges": exchanges,
         "log": log,
         "probe": probe,
     })

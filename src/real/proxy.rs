@@ -158,27 +158,42 @@ impl FaultProxy {
     }
 
     /// Stop forwarding (keep what arrives).
+    ///
+    /// As in turmoil, a hold replaces a partition of the link (both
+    /// directions): what arrives from now on is kept, not dropped.
     pub fn hold(&self) {
+        for p in &self.link.partitioned {
+            p.set(false);
+        }
         self.link.held.send_replace(true);
     }
 
-    /// Forward again, what was kept first.
+    /// Forward again, what was kept first. As in turmoil, a release heals
+    /// the link in both directions, a partition included (connections that
+    /// lost bytes stay dead).
     pub fn release(&self) {
+        for p in &self.link.partitioned {
+            p.set(false);
+        }
         self.link.held.send_replace(false);
     }
 
     /// Drop everything that arrives; the connections that lose bytes die.
+    /// As in turmoil, a partition replaces a hold (what was kept is dropped).
     pub fn partition(&self) {
         for p in &self.link.partitioned {
             p.set(true);
         }
+        self.link.held.send_replace(false);
     }
 
-    /// Stop dropping (dead connections stay dead).
+    /// Stop dropping (dead connections stay dead). As in turmoil, a repair
+    /// makes the link healthy both ways, releasing a hold too.
     pub fn repair(&self) {
         for p in &self.link.partitioned {
             p.set(false);
         }
+        self.link.held.send_replace(false);
     }
 
     /// Drop what travels in one direction only.

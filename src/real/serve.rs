@@ -88,6 +88,12 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
             None => AsgiLog::forgetting(),
             Some(_) => AsgiLog::default(),
         };
+        let http_clock: crate::servers::tower::HttpClock =
+            std::sync::Arc::new(move || start.elapsed());
+        let http_log = match opts.observe {
+            None => crate::servers::HttpLog::forgetting(http_clock),
+            Some(_) => crate::servers::HttpLog::new(http_clock),
+        };
         let probe = ProbeSlot::default();
         let mut observed = None;
         if let Some(at) = opts.observe {
@@ -98,6 +104,7 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
                 ),
                 layers: stack.layers(),
                 asgi_log: asgi_log.clone(),
+                http_log: http_log.clone(),
                 probe: probe.clone(),
                 log: log.clone(),
                 epoch_start: super::observe::epoch_now() - start.elapsed().as_secs_f64(),
@@ -112,6 +119,7 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
             listener: Box::new(TcpListener::new(listener, opts.limits)),
             ids: Ids::Os,
             signals,
+            http_log,
             asgi_log,
             clock: Rc::new(move || start.elapsed()),
             probe,
@@ -141,6 +149,7 @@ struct Observer {
     server: String,
     layers: Layers,
     asgi_log: AsgiLog,
+    http_log: crate::servers::HttpLog,
     probe: ProbeSlot,
     log: RealLog,
     /// Epoch seconds at the records' zero.
@@ -154,6 +163,7 @@ impl Observer {
             &self.server,
             &self.layers,
             &self.asgi_log.records(),
+            &self.http_log.records(),
             &self.log.lines(),
             probe.as_deref(),
             self.epoch_start,

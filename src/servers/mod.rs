@@ -4,19 +4,28 @@
 //! randomness for ids, a signal queue and a place to put its observations, and
 //! serves until it exits. It knows nothing of the simulator — the same code
 //! could accept real TCP connections. The harness reads what happened through
-//! the [`ServerEnv`] it handed over (the ASGI log) and the [`StackProbe`] the
-//! process registers, never through the stack's insides.
+//! the [`ServerEnv`] it handed over and the [`StackProbe`] the process may
+//! register, never through the stack's insides.
+//!
+//! The contract is HTTP-level where it must hold for every server and ASGI
+//! where it is Python's: every stack served over hyper records its exchanges
+//! in the [`HttpLog`] (the [`tower`] harness does it for any tower service);
+//! only an ASGI stack fills the [`AsgiLog`]. An oracle reads whichever record
+//! it judges, so adding a stack touches no oracle and no world code — and
+//! what a stack cannot show is reported as not judged.
 
 mod ids;
 pub mod native;
 pub mod python_sdk;
 pub mod rmcp;
+pub mod tower;
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -24,9 +33,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::asgi::LocalBoxFuture;
 use crate::asgi::tracking::{AsgiLog, Clock};
-use crate::servers::python_sdk::anyio::Event;
 
 pub use ids::Ids;
+pub use tower::{HttpLog, TowerStack};
 
 /// A byte stream a server can speak HTTP over.
 pub trait Conn: AsyncRead + AsyncWrite + Unpin + 'static {}
@@ -49,20 +58,22 @@ pub enum Signal {
 #[derive(Clone, Default)]
 pub struct Signals {
     queue: Rc<RefCell<VecDeque<Signal>>>,
-    ready: Rc<RefCell<Event>>,
+    // Woken on each delivery (a stored permit, so a signal raised before
+    // `recv` waits is not missed).
+    ready: Rc<RefCell<Rc<tokio::sync::Notify>>>,
 }
 
 impl Signals {
     /// Deliver a signal.
     pub fn raise(&self, s: Signal) {
         self.queue.borrow_mut().push_back(s);
-        self.ready.borrow().set();
+        self.ready.borrow().notify_one();
     }
 
     /// Forget undelivered signals (a new process starts with none).
     pub fn reset(&self) {
         self.queue.borrow_mut().clear();
-        *self.ready.borrow_mut() = Event::new();
+        *self.ready.borrow_mut() = Rc::new(tokio::sync::Notify::new());
     }
 
     /// Wait for the next signal.
@@ -71,12 +82,8 @@ impl Signals {
             if let Some(s) = self.queue.borrow_mut().pop_front() {
                 return s;
             }
-            let ev = {
-                let mut r = self.ready.borrow_mut();
-                *r = Event::new();
-                r.clone()
-            };
-            ev.wait_raw().await;
+            let ready = self.ready.borrow().clone();
+            ready.notified().await;
         }
     }
 }
@@ -183,7 +190,9 @@ pub struct ServerEnv {
     pub ids: Ids,
     /// Signals to the process.
     pub signals: Signals,
-    /// The ASGI record of every request (for ASGI stacks).
+    /// The HTTP record of every exchange (every stack served over hyper).
+    pub http_log: HttpLog,
+    /// The ASGI record of every request (ASGI stacks only).
     pub asgi_log: AsgiLog,
     /// Virtual (or real) time for records.
     pub clock: Clock,
@@ -212,7 +221,10 @@ pub struct Layers {
 }
 
 /// A server stack that can be put under test.
-pub trait ServerStack {
+///
+/// `Send + Sync` so that one stack value can serve every worker of a sweep;
+/// each process it runs stays on its host's one thread.
+pub trait ServerStack: Send + Sync {
     /// The name used on the command line and in scenario files.
     fn name(&self) -> &'static str;
     /// One line for `mcpsim list`.
@@ -228,19 +240,22 @@ pub trait ServerStack {
     }
 }
 
+/// A stack, shareable by a sweep's workers.
+pub type StackRef = Arc<dyn ServerStack>;
+
 /// Every stack mcpsim knows, by name.
-pub fn stacks() -> Vec<Box<dyn ServerStack>> {
-    let mut all: Vec<Box<dyn ServerStack>> = python_sdk::Model::ALL
+pub fn stacks() -> Vec<StackRef> {
+    let mut all: Vec<StackRef> = python_sdk::Model::ALL
         .iter()
-        .map(|m| Box::new(python_sdk::PythonSdk::new(*m)) as Box<dyn ServerStack>)
+        .map(|m| Arc::new(python_sdk::PythonSdk::new(*m)) as StackRef)
         .collect();
-    all.push(Box::new(native::NativeStack));
-    all.push(Box::new(rmcp::RmcpStack));
+    all.push(Arc::new(native::NativeStack));
+    all.push(Arc::new(rmcp::stack()));
     all
 }
 
 /// The stack called `name`.
-pub fn stack(name: &str) -> Option<Box<dyn ServerStack>> {
+pub fn stack(name: &str) -> Option<StackRef> {
     stacks().into_iter().find(|s| s.name() == name)
 }
 

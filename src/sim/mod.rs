@@ -6,4 +6,4 @@ pub mod schedule;
 pub mod trace;
 mod world;
 
-pub use world::{EndReason, Outcome, run};
+pub use world::{EndReason, Outcome, run, run_on};

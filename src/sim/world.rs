@@ -25,7 +25,9 @@ use crate::error::Error;
 use crate::oracles::{self, AppliedFault, EndState, Failure, Observations};
 use crate::rng::Seeds;
 use crate::scenario::{FaultKind, SERVER_HOST, Scenario};
-use crate::servers::{self, Ids, ProbeSlot, ServerConfig, ServerEnv, ServerStack, Signal, Signals};
+use crate::servers::{
+    self, HttpLog, Ids, ProbeSlot, ServerConfig, ServerEnv, Signal, Signals, StackRef,
+};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -78,15 +80,24 @@ impl Outcome {
     }
 }
 
+thread_local! {
+    /// Virtual time as of the world's last step, for a clock read outside
+    /// any host (a stack's probe, read by the harness between steps).
+    static WORLD_NOW: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// Virtual time: the host's inside a host, else the world's at its last
+/// step (turmoil answers only inside a host).
 fn sim_clock() -> Clock {
-    Rc::new(|| turmoil::sim_elapsed().unwrap_or_default())
+    Rc::new(|| turmoil::sim_elapsed().unwrap_or_else(|| WORLD_NOW.with(Cell::get)))
 }
 
 struct ServerHost {
-    stack: Box<dyn ServerStack>,
+    stack: StackRef,
     seeds: Seeds,
     incarnation: Cell<u32>,
     signals: Signals,
+    http_log: HttpLog,
     asgi_log: AsgiLog,
     probe: ProbeSlot,
     listening: Rc<Cell<bool>>,
@@ -108,8 +119,19 @@ struct ClientHost {
     log: ClientLog,
 }
 
-/// Run `scenario` with `seed` on `stack`.
+/// Run `scenario` with `seed` on the stack called `stack`.
 pub fn run(scenario: &Scenario, seed: u64, stack: &str) -> Result<Outcome, Error> {
+    let stack = servers::stack(stack).ok_or_else(|| {
+        Error::Input(crate::error::InputError::msg(format!(
+            "unknown stack \"{stack}\" (known: {})",
+            servers::stack_names().join(", ")
+        )))
+    })?;
+    run_on(scenario, seed, &stack)
+}
+
+/// Run `scenario` with `seed` on `stack` (a built-in one or your own).
+pub fn run_on(scenario: &Scenario, seed: u64, stack: &StackRef) -> Result<Outcome, Error> {
     // Wall time is measured around the run for the report, never read inside.
     let wall_start = std::time::Instant::now();
     let realised = scenario.realise(seed);
@@ -124,16 +146,12 @@ pub fn run(scenario: &Scenario, seed: u64, stack: &str) -> Result<Outcome, Error
 fn simulate(
     realised: Scenario,
     seed: u64,
-    stack_name: &str,
+    stack: &StackRef,
     sink: &TraceSink,
 ) -> Result<Outcome, Error> {
     let scenario = &realised;
-    let stack = servers::stack(stack_name).ok_or_else(|| {
-        Error::Input(crate::error::InputError::msg(format!(
-            "unknown stack \"{stack_name}\" (known: {})",
-            servers::stack_names().join(", ")
-        )))
-    })?;
+    let stack = stack.clone();
+    let stack_name = stack.name();
     let layers = stack.layers();
     let not_judged = stack.not_judged();
     let seeds = Seeds::new(seed);
@@ -155,6 +173,9 @@ fn simulate(
         seeds,
         incarnation: Cell::new(0),
         signals: Signals::default(),
+        http_log: HttpLog::new(std::sync::Arc::new(|| {
+            turmoil::sim_elapsed().unwrap_or_default()
+        })),
         asgi_log: AsgiLog::default(),
         probe: ProbeSlot::default(),
         listening: Rc::new(Cell::new(false)),
@@ -174,6 +195,7 @@ fn simulate(
                     listener: Box::new(SimListener(listener)),
                     ids: Ids::Seeded(Box::new(st.seeds.stream(&format!("server-ids/{inc}")))),
                     signals: st.signals.clone(),
+                    http_log: st.http_log.clone(),
                     asgi_log: st.asgi_log.clone(),
                     clock: sim_clock(),
                     probe: st.probe.clone(),
@@ -283,6 +305,7 @@ fn simulate(
     let mut applied: Vec<AppliedFault> = Vec::new();
     let mut next = 0;
     let mut steps: u64 = 0;
+    WORLD_NOW.with(|n| n.set(Duration::ZERO));
     let mut quiet_since: Option<Duration> = None;
     // Since when the server has had nothing in flight (for lost-response).
     let mut idle_since: Option<Duration> = None;
@@ -313,6 +336,7 @@ fn simulate(
         }
         sim.step()
             .map_err(|e| Error::Internal(format!("a simulated host failed: {e}")))?;
+        WORLD_NOW.with(|n| n.set(sim.elapsed()));
         steps += 1;
         if let Some(p) = sink.panicked() {
             return Err(Error::Internal(p));
@@ -352,16 +376,34 @@ fn simulate(
     let quiescent = end == EndReason::Quiescent;
     let open_streams = probe.as_ref().and_then(|p| p.open_streams());
     let sessions = probe.as_ref().filter(|_| quiescent).map(|p| p.sessions());
-    let server_in_flight = probe.as_ref().map(|p| p.in_flight()).unwrap_or(0);
+    let current = server.incarnation.get().saturating_sub(1);
+    let server_in_flight = probe
+        .as_ref()
+        .map(|p| p.in_flight())
+        .unwrap_or_else(|| server.http_log.open_in(current));
+    // A stack that registered no probe cannot show what it still holds.
+    let mut not_judged = not_judged;
+    if server.probe.get().is_none() && !not_judged.iter().any(|(o, _)| *o == "leak") {
+        not_judged.push((
+            "leak",
+            "the stack registered no probe: what it still holds cannot be seen",
+        ));
+    }
     let mut hosts_by_ip = BTreeMap::new();
     for name in std::iter::once(SERVER_HOST).chain(hosts.iter().map(|h| h.name.as_str())) {
         hosts_by_ip.insert(sim.lookup(name).to_string(), name.to_string());
     }
+    // Read before the world is torn down: dropping it drops whatever the
+    // server still holds open, which is the end of the simulation, not an
+    // event in it.
+    let http = server.http_log.records();
+    server.http_log.seal();
     drop(sim);
 
     let trace = sink.take();
     let observations = Observations {
         layers,
+        http,
         asgi: server.asgi_log.records(),
         requests: log.records(),
         trace: trace.clone(),
@@ -415,7 +457,7 @@ fn server_idle(sim: &mut turmoil::Sim<'_>, server: &ServerHost) -> bool {
         return false;
     }
     let current = server.incarnation.get().saturating_sub(1);
-    let running = server.asgi_log.running_in(current);
+    let running = server.asgi_log.running_in(current) + server.http_log.open_in(current);
     let handlers = server.probe.get().map(|p| p.in_flight()).unwrap_or(0);
     running == 0 && handlers == 0
 }

@@ -26,73 +26,42 @@
 //! setting differs from rmcp's defaults.
 //!
 //! SIGTERM cancels rmcp's `cancellation_token` (its graceful shutdown: every
-//! session worker and open SSE stream ends), stops accepting, and ends the
-//! process once its connections have closed or the grace period (the
-//! scenario's `graceful_timeout`, default 10 s) has passed.
+//! session worker and open SSE stream ends); the tower harness stops
+//! accepting, closes idle connections, and ends the process once they have
+//! closed or the grace period (`graceful_timeout`, default 10 s) has passed.
 
 mod sessions;
+pub use sessions::SeededSessions;
 mod tools;
 
-use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use super::{
-    Conn, Layers, Listener, OpenStream, ServerEnv, ServerStack, SessionInfo, Signal, StackProbe,
-};
-use crate::asgi::LocalBoxFuture;
-use sessions::SeededSessions;
+use super::tower::{TowerEnv, TowerStack};
+use super::{OpenStream, SessionInfo, StackProbe};
 use tools::Tools;
-
-/// How long a terminated process waits for its connections by default.
-const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// rmcp 3.11.0's default session `keep_alive`, reported by the probe.
 const RMCP_KEEP_ALIVE: Duration = Duration::from_secs(300);
 
-/// The stack.
-pub struct RmcpStack;
-
-impl ServerStack for RmcpStack {
-    fn name(&self) -> &'static str {
-        "rmcp-3.11"
-    }
-
-    fn about(&self) -> &'static str {
-        "the official Rust SDK, rmcp 3.11.0, unmodified: its StreamableHttpService over hyper, four tools via its handler API"
-    }
-
-    fn layers(&self) -> Layers {
-        Layers {
-            http_host: Cow::Borrowed("hyper"),
-            sse: Cow::Borrowed("rmcp"),
-            transport: Cow::Borrowed("rmcp::transport::streamable_http_server"),
-        }
-    }
-
-    fn not_judged(&self) -> Vec<(&'static str, &'static str)> {
-        let why = "they read ASGI records, and rmcp is no ASGI application";
-        vec![("missing-final-body", why), ("protocol-violation", why)]
-    }
-
-    fn run(&self, env: ServerEnv) -> LocalBoxFuture<'static, ()> {
-        Box::pin(async move {
-            let process = tokio::task::LocalSet::new();
-            process.run_until(serve(env)).await;
-        })
-    }
+/// The stack: rmcp's service through the same tower harness a user's own
+/// server goes through ([`super::tower`]) — rmcp is the first such stack,
+/// not a special one.
+pub fn stack() -> TowerStack {
+    TowerStack::new("rmcp-3.11", service)
+        .about("the official Rust SDK, rmcp 3.11.0, unmodified: its StreamableHttpService over hyper, four tools via its handler API")
+        .layers("rmcp", "rmcp::transport::streamable_http_server")
 }
 
 type Service = StreamableHttpService<Tools, SeededSessions>;
 
-async fn serve(env: ServerEnv) {
+/// One process's service, configured from `[server]` (see the module docs).
+fn service(env: TowerEnv) -> Service {
     let c = &env.config;
     let mut local = LocalSessionManager::default();
     local.session_config.keep_alive = Some(c.session_idle_timeout.unwrap_or(RMCP_KEEP_ALIVE));
@@ -101,7 +70,9 @@ async fn serve(env: ServerEnv) {
     let mut config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(None)
         .with_legacy_session_mode(!c.stateless)
-        .with_json_response(c.json_response);
+        .with_json_response(c.json_response)
+        // SIGTERM cancels it: rmcp's own graceful shutdown.
+        .with_cancellation_token(env.shutdown.clone());
     config = match &c.dns_rebinding {
         Some(allow) => {
             let config = config.with_allowed_hosts(allow.hosts.iter().map(|h| host_only(h)));
@@ -117,67 +88,21 @@ async fn serve(env: ServerEnv) {
             config.with_allowed_hosts(hosts)
         }
     };
-    let token = config.cancellation_token.clone();
     let tools = Tools::default();
     let in_flight = tools.in_flight.clone();
-    let service: Service =
-        StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), config);
     env.probe.set(Rc::new(Probe {
         sessions: sessions.clone(),
         in_flight,
         keep_alive,
         clock: env.clock.clone(),
     }));
-    let open = Rc::new(std::cell::Cell::new(0usize));
-    let accept = crate::task::spawn("rmcp.accept", accept(env.listener, service, open.clone()));
-    env.listening.set(true);
-    tracing::info!(target: "mcpsim::rmcp", "listening (process {})", env.incarnation);
-
-    let Signal::Terminate = env.signals.recv().await;
-    tracing::info!(target: "mcpsim::rmcp", "SIGTERM: cancelling rmcp's cancellation_token");
-    token.cancel();
-    accept.abort();
-    env.listening.set(false);
-    let grace = env.config.graceful_timeout.unwrap_or(DEFAULT_GRACE);
-    let deadline = tokio::time::Instant::now() + grace;
-    while open.get() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tracing::info!(target: "mcpsim::rmcp", "process exits ({} connection(s) open)", open.get());
+    StreamableHttpService::new(move || Ok(tools.clone()), sessions, config)
 }
 
 /// `host:*` and `host:port` entries of mcpsim's allow-list as rmcp's host
 /// entries (rmcp matches an entry without a port on any port).
 fn host_only(h: &str) -> String {
     h.strip_suffix(":*").unwrap_or(h).to_string()
-}
-
-async fn accept(listener: Box<dyn Listener>, service: Service, open: Rc<std::cell::Cell<usize>>) {
-    loop {
-        match listener.accept().await {
-            Ok((io, _peer)) => {
-                crate::task::spawn(
-                    "rmcp.connection",
-                    connection(io, service.clone(), open.clone()),
-                );
-            }
-            Err(e) => {
-                tracing::warn!(target: "mcpsim::rmcp", "accept failed: {e}");
-                return;
-            }
-        }
-    }
-}
-
-async fn connection(io: Box<dyn Conn>, service: Service, open: Rc<std::cell::Cell<usize>>) {
-    open.set(open.get() + 1);
-    let conn = hyper::server::conn::http1::Builder::new()
-        .auto_date_header(false)
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-    if let Err(e) = conn.await {
-        tracing::debug!(target: "mcpsim::rmcp", "connection ended: {e}");
-    }
-    open.set(open.get() - 1);
 }
 
 struct Probe {
@@ -206,8 +131,11 @@ impl StackProbe for Probe {
         let mut ids: Vec<String> = map.keys().map(|k| k.to_string()).collect();
         ids.sort();
         // rmcp reaps a session `keep_alive` after its worker last saw an
-        // event; when that was is inside the worker, so the bound reported
-        // is from now — a session rmcp will reap is not a leak.
+        // event (the worker quits, and the task that served the session
+        // then calls `close_session`: streamable_http_server/tower.rs,
+        // `spawn_session_worker`). When that last event was is inside the
+        // worker, so the bound reported is from now: a session rmcp will
+        // reap is not a leak, unless the run outlives the bound.
         let expires_at = self.keep_alive.map(|k| (self.clock)() + k);
         ids.into_iter()
             .map(|id| SessionInfo {
