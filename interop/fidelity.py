@@ -30,6 +30,7 @@ run.
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import pathlib
 import socket
@@ -73,9 +74,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def catalogue() -> list[pathlib.Path]:
+def catalogue(stack: str) -> list[pathlib.Path]:
+    """The catalogue, and the regressions bisected on a stack of the same
+    family as `stack` (python-sdk-…, rmcp-…): a regression is the schedule of
+    one stack's bug, compared where that stack's real code runs."""
     sims = ROOT / "sims"
-    return sorted(sims.glob("*.toml")) + sorted((sims / "regressions").glob("*.toml"))
+    family = stack.split("-")[0]
+    regressions = [
+        p
+        for p in sorted((sims / "regressions").glob("*.toml"))
+        if re.search(r'^\[regression\]\s*\nstack = "' + re.escape(family) + "-", p.read_text(), re.M)
+    ]
+    return sorted(sims.glob("*.toml")) + regressions
 
 
 def verdict(report: dict) -> tuple[list[str], list[str]]:
@@ -205,7 +215,7 @@ def main() -> int:
     a = p.parse_args()
     lo, _, hi = a.seeds.partition("..")
     seeds = range(int(lo), int(hi))
-    paths = catalogue()
+    paths = catalogue(RELEASES[a.release]["stack"])
     if a.scenarios:
         paths = [x for x in paths if x.stem in a.scenarios]
     target = dict(RELEASES[a.release])
