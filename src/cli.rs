@@ -46,6 +46,16 @@ enum Cmd {
         /// Write the trace to FILE as JSON lines.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Write the run as one self-contained HTML page (timeline, failures,
+        /// trace, replay command).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Write the run as a Mermaid sequence diagram (bounded in size).
+        #[arg(long, value_name = "FILE")]
+        mermaid: Option<PathBuf>,
+        /// Write the run as Chrome trace-event JSON (Perfetto, chrome://tracing).
+        #[arg(long, value_name = "FILE")]
+        perfetto: Option<PathBuf>,
         /// Also run the seed again in this process and in a child process, and
         /// report the first trace line where they differ.
         #[arg(long)]
@@ -211,6 +221,9 @@ enum Cmd {
         /// Print one JSON object instead of the human report.
         #[arg(long)]
         json: bool,
+        /// Write the run as one self-contained HTML page.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// Print events up to this level on stderr as they happen.
         #[arg(long)]
         log: Option<String>,
@@ -259,6 +272,9 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             server,
             json,
             trace,
+            html,
+            mermaid,
+            perfetto,
             check_determinism,
             print_scenario,
             time_scale,
@@ -269,7 +285,21 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 print!("{}", sc.realise(seed).time_scaled(k)?.to_toml());
                 return Ok(0);
             }
-            run(&scenario, seed, server, json, trace, check_determinism, k)
+            let pictures = Pictures {
+                html,
+                mermaid,
+                perfetto,
+            };
+            run(
+                &scenario,
+                seed,
+                server,
+                json,
+                trace,
+                &pictures,
+                check_determinism,
+                k,
+            )
         }
         Cmd::Sweep {
             scenario,
@@ -403,9 +433,13 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             server_cmd,
             time_scale,
             json,
+            html,
             log,
         } => {
             let log = log.as_deref().map(log_level).transpose()?;
+            let replay = format!(
+                "mcpsim drive {scenario} --seed {seed} --target {target} --time-scale {time_scale}"
+            );
             let outcome = crate::real::drive::drive(crate::real::drive::DriveOptions {
                 scenario: scenario::load(&scenario)?,
                 seed,
@@ -416,6 +450,10 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 time_scale,
                 log,
             })?;
+            if let Some(path) = &html {
+                let view = crate::view::RunView::of_drive(&outcome, replay);
+                write_file(path, "--html", &crate::view::html::render(&view))?;
+            }
             if json {
                 println!("{}", crate::real::report::json(&outcome));
             } else {
@@ -518,12 +556,30 @@ fn child(arg: &str) -> Result<Child, Error> {
     })
 }
 
+/// The pictures `run` may write besides its report.
+struct Pictures {
+    html: Option<PathBuf>,
+    mermaid: Option<PathBuf>,
+    perfetto: Option<PathBuf>,
+}
+
+/// Write `text` to `path`, or say which flag's file could not be written.
+fn write_file(path: &std::path::Path, flag: &str, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|e| {
+        InputError::msg(format!("{}: cannot write: {e}", path.display()))
+            .field(flag.to_string())
+            .into()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     arg: &str,
     seed: u64,
     server: Option<String>,
     json: bool,
     trace: Option<PathBuf>,
+    pictures: &Pictures,
     check_determinism: bool,
     time_scale: f64,
 ) -> Result<i32, Error> {
@@ -551,6 +607,28 @@ fn run(
             writeln!(f, "{}", l.json()).map_err(write_err)?;
         }
         f.flush().map_err(write_err)?;
+    }
+    let replay = if time_scale == 1.0 {
+        report::replay_command(arg, seed, stack.name())
+    } else {
+        format!(
+            "{} --time-scale {time_scale}",
+            report::replay_command(arg, seed, stack.name())
+        )
+    };
+    let view = crate::view::RunView::of_run(&outcome, replay);
+    if let Some(path) = &pictures.html {
+        write_file(path, "--html", &crate::view::html::render(&view))?;
+    }
+    if let Some(path) = &pictures.mermaid {
+        write_file(path, "--mermaid", &crate::view::mermaid::render(&view))?;
+    }
+    if let Some(path) = &pictures.perfetto {
+        write_file(
+            path,
+            "--perfetto",
+            &crate::view::perfetto::render(&view).to_string(),
+        )?;
     }
     let diverged = matches!(divergence, Some(Some(_)));
     if json {

@@ -52,6 +52,8 @@
 //!   and faults against any real server, through a fault proxy
 //!   ([`real::proxy`]) with turmoil's link semantics, judging it with the same
 //!   oracles from what the server exposes ([`real::observe`]).
+//! * [`view`] — pictures of a run: a self-contained HTML timeline, a
+//!   Mermaid sequence diagram for bug reports, Chrome/Perfetto trace JSON.
 //! * [`explore`] — many runs: `sweep` streams seeds over worker threads,
 //!   `bisect` shrinks a failure to its window, `fuzz` throws mutated scenario
 //!   files at the loader. [`bench`] measures mcpsim itself, in simulation and
@@ -84,5 +86,6 @@ pub mod sim;
 pub mod simulation;
 pub mod task;
 pub mod time;
+pub mod view;
 
 pub use simulation::{ScenarioBuilder, Simulation, Sweep};
