@@ -203,19 +203,18 @@ fn server_rows(obs: &Observations) -> Vec<Row> {
                 marks.push(mark(r.at, Kind::End, what));
             }
         }
-        let mut note = vec![format!("from {}", peer_host(obs, &c.client))];
-        if c.partial_bodies > 0 {
-            note.push(format!("{} partial bodies", c.partial_bodies));
-        }
-        note.push(incarnation_note(c.incarnation));
         rows.push(Row {
-            label: format!("{} {} {}", c.method, c.path, c.rpc.as_deref().unwrap_or(""))
-                .trim_end()
-                .to_string(),
+            label: exchange_label(&c.method, &c.path, c.rpc.as_deref()),
             from: c.called_at,
             to: c.returned.as_ref().map(|r| r.at),
             marks,
-            note: join_note(note),
+            note: server_note(
+                obs,
+                &c.client,
+                c.partial_bodies,
+                "partial bodies",
+                c.incarnation,
+            ),
         });
     }
     if !obs.asgi.is_empty() {
@@ -257,22 +256,39 @@ fn server_rows(obs: &Observations) -> Vec<Row> {
             };
             marks.push(mark(e.at, kind, label));
         }
-        let mut note = vec![format!("from {}", peer_host(obs, &x.client))];
-        if x.frames > 0 {
-            note.push(format!("{} data frames", x.frames));
-        }
-        note.push(incarnation_note(x.incarnation));
         rows.push(Row {
-            label: format!("{} {} {}", x.method, x.path, x.rpc.as_deref().unwrap_or(""))
-                .trim_end()
-                .to_string(),
+            label: exchange_label(&x.method, &x.path, x.rpc.as_deref()),
             from: x.received_at,
             to: x.end.as_ref().map(|e| e.at),
             marks,
-            note: join_note(note),
+            note: server_note(obs, &x.client, x.frames, "data frames", x.incarnation),
         });
     }
     rows
+}
+
+/// "POST /mcp tools/call slow_operation": a server-side exchange's label.
+fn exchange_label(method: &str, path: &str, rpc: Option<&str>) -> String {
+    format!("{method} {path} {}", rpc.unwrap_or(""))
+        .trim_end()
+        .to_string()
+}
+
+/// Who sent a server-side exchange, how many body pieces it had (`what`:
+/// partial bodies for ASGI, data frames for HTTP), and which process start.
+fn server_note(
+    obs: &Observations,
+    peer: &str,
+    pieces: u32,
+    what: &str,
+    incarnation: u32,
+) -> String {
+    let mut note = vec![format!("from {}", peer_host(obs, peer))];
+    if pieces > 0 {
+        note.push(format!("{pieces} {what}"));
+    }
+    note.push(incarnation_note(incarnation));
+    join_note(note)
 }
 
 fn join_note(parts: Vec<String>) -> String {
