@@ -94,6 +94,26 @@ enum Cmd {
         /// Check every seed's determinism too.
         #[arg(long)]
         check_determinism: bool,
+        /// Write the sweep's report as one self-contained HTML page.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Write JUnit XML: one test case per seed, a failure per signature.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Combine the `--json` output of `sweep --shard K/N` runs into the
+    /// summary (and reports) of one sweep of the whole range. Exit 2 if the
+    /// files do not cover the range exactly once.
+    Merge {
+        /// Files of `sweep --json` output.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the merged report as one self-contained HTML page.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Write the merged JUnit XML.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Shrink a failing seed to the smallest exact schedule that still fails,
     /// and find each remaining fault's race window.
@@ -310,6 +330,8 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             json,
             fail_fast,
             check_determinism,
+            html,
+            junit,
         } => run_sweep(
             &scenario,
             &seeds,
@@ -319,7 +341,9 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             json,
             fail_fast,
             check_determinism,
+            &Reports { html, junit },
         ),
+        Cmd::Merge { files, html, junit } => run_merge(&files, &Reports { html, junit }),
         Cmd::Bisect {
             scenario,
             seed,
@@ -662,6 +686,52 @@ fn run(
     Ok(if outcome.passed() && !diverged { 0 } else { 1 })
 }
 
+/// The reports a sweep or a merge may write besides its summary.
+struct Reports {
+    html: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
+impl Reports {
+    fn wanted(&self) -> bool {
+        self.html.is_some() || self.junit.is_some()
+    }
+
+    fn write(&self, v: &crate::view::sweep_report::SweepView) -> Result<(), Error> {
+        use crate::view::sweep_report;
+        if let Some(path) = &self.html {
+            write_file(path, "--html", &sweep_report::html(v))?;
+        }
+        if let Some(path) = &self.junit {
+            write_file(path, "--junit", &sweep_report::junit(v))?;
+        }
+        Ok(())
+    }
+}
+
+/// A sweep's exit code: 3 if a seed could not be judged, 1 if one failed.
+fn sweep_exit(r: &sweep::SweepResults) -> i32 {
+    if !r.errors.is_empty() {
+        3
+    } else if r.failed > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+fn run_merge(files: &[PathBuf], reports: &Reports) -> Result<i32, Error> {
+    let m = crate::explore::merge::merge(files)?;
+    reports.write(&crate::view::sweep_report::SweepView {
+        scenario: &m.scenario,
+        stack: &m.stack,
+        seeds: format!("{}..{}", m.seeds.start, m.seeds.end),
+        results: &m.results,
+    })?;
+    print!("{}", m.results.summary(&m.scenario, &m.stack));
+    Ok(sweep_exit(&m.results))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_sweep(
     arg: &str,
@@ -672,6 +742,7 @@ fn run_sweep(
     json: bool,
     fail_fast: bool,
     check_determinism: bool,
+    reports: &Reports,
 ) -> Result<i32, Error> {
     let range = SeedRange::parse(seeds).map_err(|m| InputError::msg(m).field("--seeds"))?;
     let shard = shard
@@ -694,7 +765,11 @@ fn run_sweep(
             None
         },
         keep: false,
+        rows: reports.wanted(),
     };
+    // Each --json line names its sweep, so that `mcpsim merge` can check
+    // that shards belong together and cover the range.
+    let sweep_id = crate::explore::merge::sweep_id(arg, stack.name(), &range, shard);
     let bar = if json || !std::io::stderr().is_terminal() {
         indicatif::ProgressBar::hidden()
     } else {
@@ -718,10 +793,19 @@ fn run_sweep(
                     bar.set_message(format!("{failing} failing"));
                 }
                 if json {
-                    let _ = writeln!(stdout, "{}", r.json);
+                    let mut line = r.json.clone();
+                    line["sweep"] = sweep_id.clone();
+                    let _ = writeln!(stdout, "{line}");
                 }
             }
-            Err(e) => bar.println(format!("internal error on seed {}: {}", e.seed, e.error)),
+            Err(e) => {
+                bar.println(format!("internal error on seed {}: {}", e.seed, e.error));
+                if json {
+                    let mut line = crate::explore::seed_row::SeedRow::error_json(e.seed, &e.error);
+                    line["sweep"] = sweep_id.clone();
+                    let _ = writeln!(stdout, "{line}");
+                }
+            }
         }
     });
     bar.finish_and_clear();
@@ -731,13 +815,16 @@ fn run_sweep(
     } else {
         let _ = write!(stdout, "{summary}");
     }
-    Ok(if !results.errors.is_empty() {
-        3
-    } else if results.failed > 0 {
-        1
-    } else {
-        0
-    })
+    reports.write(&crate::view::sweep_report::SweepView {
+        scenario: arg,
+        stack: stack.name(),
+        seeds: match shard {
+            Some((k, n)) => format!("{seeds} shard {k}/{n}"),
+            None => seeds.to_string(),
+        },
+        results: &results,
+    })?;
+    Ok(sweep_exit(&results))
 }
 
 fn run_fuzz(first: u64, cases: u64) -> Result<i32, Error> {

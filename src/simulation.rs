@@ -187,6 +187,7 @@ impl Simulation {
             check_determinism: false,
             child: None,
             keep: true,
+            rows: false,
         };
         let results = sweep::sweep(&self.scenario, &cfg, |_| {});
         if let Some(e) = results.errors.first() {

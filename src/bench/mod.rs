@@ -114,6 +114,7 @@ pub fn run(seeds: u64, jobs: usize, out: &mut dyn Write) -> Result<(), Error> {
         check_determinism: false,
         child: None,
         keep: false,
+        rows: false,
     };
     let r = sweep::sweep(&std, &cfg, |_| {});
     let rate = seeds as f64 / r.wall.as_secs_f64();

@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::determinism::{self, Divergence};
+use super::seed_row::SeedRow;
 use crate::oracles::Failure;
 use crate::report;
 use crate::scenario::Scenario;
@@ -105,6 +106,9 @@ pub struct SweepConfig {
     /// Keep every seed's result in [`SweepResults::results`] (else only the
     /// summary: memory O(jobs)).
     pub keep: bool,
+    /// Keep every seed's [`SeedRow`] in [`SweepResults::rows`], for the
+    /// reports (`sweep --html`, `--junit`): a few bytes a passing seed.
+    pub rows: bool,
 }
 
 /// One seed's result, without its trace.
@@ -157,6 +161,11 @@ pub struct SweepResults {
     pub judged: u64,
     /// How many of them failed.
     pub failed: u64,
+    /// Every seed's row, when the sweep kept them ([`SweepConfig::rows`]) or
+    /// the results were merged.
+    pub rows: Vec<SeedRow>,
+    /// Merged from this many files (`mcpsim merge`), not swept here.
+    pub merged_from: Option<usize>,
     /// Per signature: how many seeds show it, and the first of them.
     by_signature: BTreeMap<String, (u64, Vec<u64>)>,
 }
@@ -178,19 +187,34 @@ impl SweepResults {
         self.results.iter().filter(|r| !r.passed())
     }
 
-    /// Count one judged seed into the summary.
-    fn count(&mut self, r: &SeedResult) {
+    /// The results of rows read back from shards' `--json` output (in seed
+    /// order), counted as a sweep counts its own.
+    pub fn merged(rows: Vec<SeedRow>, files: usize) -> Self {
+        let mut out = SweepResults {
+            merged_from: Some(files),
+            ..Default::default()
+        };
+        for row in &rows {
+            out.count(row);
+        }
+        out.rows = rows;
+        out
+    }
+
+    /// Count one seed into the summary.
+    fn count(&mut self, r: &SeedRow) {
+        if let Some(error) = &r.error {
+            self.errors.push(SeedError {
+                seed: r.seed,
+                error: error.clone(),
+            });
+            return;
+        }
         self.judged += 1;
         if !r.passed() {
             self.failed += 1;
         }
-        let mut sigs: Vec<String> = r.failures.iter().map(|f| f.signature.clone()).collect();
-        if let Some(d) = &r.divergence {
-            sigs.push(format!("nondeterminism · {}", d.kind));
-        }
-        sigs.sort();
-        sigs.dedup();
-        for s in sigs {
+        for s in r.signatures() {
             let (n, first) = self.by_signature.entry(s).or_default();
             *n += 1;
             if first.len() < FIRST_SEEDS {
@@ -221,9 +245,19 @@ impl SweepResults {
         let n = self.judged;
         let failing = self.failed;
         let errors = self.errors.len() as u64;
+        // What the sweep cost comes last, after " — ", so that a sweep and
+        // the merge of its shards can be compared line for line without it.
+        let cost = match self.merged_from {
+            Some(files) => format!("merged from {files} files"),
+            None => format!(
+                "wall {:.2}s ({:.0} seeds/s)",
+                self.wall.as_secs_f64(),
+                (n + errors) as f64 / self.wall.as_secs_f64().max(1e-9)
+            ),
+        };
         let _ = writeln!(
             s,
-            "{} seeds on {stack}: {} pass, {failing} fail{} — wall {:.2}s ({:.0} seeds/s)",
+            "{} seeds on {stack}: {} pass, {failing} fail{} — {cost}",
             n + errors,
             n - failing,
             if self.errors.is_empty() {
@@ -231,8 +265,6 @@ impl SweepResults {
             } else {
                 format!(", {} could not be judged", self.errors.len())
             },
-            self.wall.as_secs_f64(),
-            (n + errors) as f64 / self.wall.as_secs_f64().max(1e-9)
         );
         for g in self.groups() {
             let first: Vec<String> = g.first.iter().map(u64::to_string).collect();
@@ -267,6 +299,9 @@ fn run_seed(scenario: &Scenario, seed: u64, cfg: &SweepConfig) -> Result<SeedRes
     let mut json = report::json(&outcome);
     if cfg.check_determinism {
         json["deterministic"] = Value::Bool(divergence.is_none());
+        if let Some(d) = &divergence {
+            json["divergence"] = serde_json::to_value(d).map_err(|e| e.to_string())?;
+        }
     }
     Ok(SeedResult {
         seed,
@@ -338,18 +373,25 @@ pub fn sweep(
         for (i, r) in rx {
             pending.insert(i, r);
             while let Some(r) = pending.remove(&emit) {
-                match r {
-                    Ok(r) => {
-                        on_result(Ok(&r));
-                        out.count(&r);
-                        if cfg.keep {
-                            out.results.push(r);
-                        }
-                    }
-                    Err(e) => {
-                        on_result(Err(&e));
-                        out.errors.push(e);
-                    }
+                // The summary counts what the seed's JSON line says, as
+                // `merge` will when it reads the line back.
+                let row = match &r {
+                    Ok(r) => SeedRow::from_json(&r.json).map_err(|e| SeedError {
+                        seed: r.seed,
+                        error: format!("its own JSON line does not read back: {e}"),
+                    }),
+                    Err(e) => Err(e.clone()),
+                };
+                let row = row.unwrap_or_else(|e| SeedRow::of_error(e.seed, e.error));
+                on_result(r.as_ref());
+                out.count(&row);
+                if cfg.rows {
+                    out.rows.push(row);
+                }
+                if let Ok(r) = r
+                    && cfg.keep
+                {
+                    out.results.push(r);
                 }
                 emit += 1;
                 let (lock, cv) = &emitted;

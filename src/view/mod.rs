@@ -11,7 +11,9 @@
 //!   (`run --mermaid`); GitHub renders it in issues and pull requests.
 //! * [`perfetto`] — Chrome trace-event JSON (`run --perfetto`) for the
 //!   Perfetto UI and `chrome://tracing`, with virtual time as the clock.
-//! * [`sweep_report`] — a sweep's page and JUnit XML: not built yet.
+//! * [`sweep_report`] — a sweep's page (`sweep --html`, `merge --html`):
+//!   signatures, first seeds with replay commands, outcomes plotted against
+//!   each drawn fault time; and its JUnit XML (`--junit`), a test case per seed.
 //!
 //! Every renderer draws one [`timeline::Timeline`], built from the
 //! observations the oracles read — the pictures show what was observed and
