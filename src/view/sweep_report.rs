@@ -35,8 +35,10 @@ const BINS: usize = 48;
 /// Faults drawn per page, the most common first.
 const MAX_FAULTS: usize = 6;
 /// Failing seeds listed on the page.
-const MAX_LISTED: usize = 200;
-/// Colours for the most common signatures; the rest share the last.
+const MAX_LISTED: usize = 100;
+/// Signatures given a strip of their own per drawn fault.
+const MAX_STRIPS: usize = 8;
+/// Colours for the signatures, in the page's order.
 const COLOURS: [&str; 6] = [
     "#d92d20", "#f79009", "#7a5af8", "#0086c9", "#c11574", "#667085",
 ];
@@ -125,29 +127,29 @@ pub fn junit(v: &SweepView) -> String {
     s
 }
 
-/// One drawn fault across the seeds: each seed's first time for it and
-/// outcome (the index of its first signature in the page's order, or none).
+/// One drawn fault across the seeds: each seed's first time for it and the
+/// indices (in the page's order) of every signature the seed shows.
 struct Drawn {
     label: String,
-    points: Vec<(Duration, Option<usize>)>,
+    points: Vec<(Duration, Vec<usize>)>,
 }
 
 /// The faults whose time varies between seeds, most seeds first.
 fn drawn(rows: &[SeedRow], order: &BTreeMap<String, usize>) -> Vec<Drawn> {
-    let mut by_label: BTreeMap<&str, Vec<(Duration, Option<usize>)>> = BTreeMap::new();
+    let mut by_label: BTreeMap<&str, Vec<(Duration, Vec<usize>)>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.error.is_none()) {
-        let outcome = r
+        let sigs: Vec<usize> = r
             .signatures()
             .iter()
             .filter_map(|s| order.get(s).copied())
-            .min();
+            .collect();
         let mut seen: Vec<&str> = Vec::new();
         for (label, at) in &r.faults {
             if seen.contains(&label.as_str()) {
                 continue;
             }
             seen.push(label);
-            by_label.entry(label).or_default().push((*at, outcome));
+            by_label.entry(label).or_default().push((*at, sigs.clone()));
         }
     }
     let mut out: Vec<Drawn> = by_label
@@ -169,98 +171,143 @@ fn drawn(rows: &[SeedRow], order: &BTreeMap<String, usize>) -> Vec<Drawn> {
 }
 
 fn colour(i: usize) -> &'static str {
-    COLOURS[i.min(COLOURS.len() - 1)]
+    COLOURS[i % COLOURS.len()]
 }
 
-/// An SVG histogram of one drawn fault: per bin of its time, the seeds that
-/// passed (grey, below) and those that failed, stacked by signature.
-fn histogram(d: &Drawn, groups: usize) -> String {
+/// A time rounded to the millisecond, for axis labels.
+fn ms(t: Duration) -> String {
+    fmt_duration(Duration::from_millis(
+        t.as_secs_f64().mul_add(1000.0, 0.5) as u64
+    ))
+}
+
+/// One drawn fault as an SVG: on top, how many seeds drew it in each bin of
+/// its time; below, a strip per signature (and one for passing seeds) whose
+/// bar in each bin is the share of that bin's seeds showing it. Where a
+/// strip's bars stand is the signature's race window.
+fn strips(d: &Drawn, names: &[String]) -> String {
     let lo = d.points.iter().map(|p| p.0).min().unwrap_or_default();
     let hi = d.points.iter().map(|p| p.0).max().unwrap_or_default();
     let span = (hi - lo).as_secs_f64().max(1e-9);
     let bin_of = |at: Duration| {
         (((at - lo).as_secs_f64() / span) * BINS as f64).min(BINS as f64 - 1.0) as usize
     };
-    // counts[bin][0] = passes, counts[bin][1 + g] = seeds whose first signature is g.
-    let mut counts = vec![vec![0u64; groups + 1]; BINS];
-    for (at, outcome) in &d.points {
-        counts[bin_of(*at)][outcome.map_or(0, |g| g + 1)] += 1;
+    // Rows: the signatures (at most MAX_STRIPS), then "pass".
+    let shown = names.len().min(MAX_STRIPS);
+    let mut total = vec![0u64; BINS];
+    let mut pass = vec![0u64; BINS];
+    let mut with = vec![vec![0u64; BINS]; shown];
+    for (at, sigs) in &d.points {
+        let b = bin_of(*at);
+        total[b] += 1;
+        if sigs.is_empty() {
+            pass[b] += 1;
+        }
+        for &g in sigs.iter().filter(|&&g| g < shown) {
+            with[g][b] += 1;
+        }
     }
-    let top = counts
-        .iter()
-        .map(|c| c.iter().sum::<u64>())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let (w, h, pad) = (880.0, 150.0, 30.0);
-    let bw = (w - 2.0 * pad) / BINS as f64;
+    let top = total.iter().copied().max().unwrap_or(1).max(1);
+    let (label_w, w, row_h, head_h) = (150.0, 900.0, 34.0, 60.0);
+    let plot_w = w - label_w - 12.0;
+    let bw = plot_w / BINS as f64;
+    let height = head_h + row_h * (shown + 1) as f64 + 26.0;
     let mut s = format!(
-        r#"<svg class="hist" viewBox="0 0 {w} {}" width="{w}" height="{}" role="img" aria-label="outcomes against the time of {}">"#,
-        h + 34.0,
-        h + 34.0,
+        r#"<svg class="hist" viewBox="0 0 {w} {height}" width="{w}" height="{height}" role="img" aria-label="outcomes against the time of {}">"#,
         esc(&d.label)
     );
-    for (b, c) in counts.iter().enumerate() {
+    let x_of = |b: usize| label_w + b as f64 * bw;
+    // The seeds per bin, and each bin's figures for the DOM and the tooltip.
+    let _ = write!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#667085" text-anchor="end">seeds drawn</text>"##,
+        label_w - 8.0,
+        head_h - 8.0
+    );
+    for b in 0..BINS {
         let from = lo + Duration::from_secs_f64(span * b as f64 / BINS as f64);
         let to = lo + Duration::from_secs_f64(span * (b + 1) as f64 / BINS as f64);
-        let x = pad + b as f64 * bw;
-        let mut y = h;
-        let failed: u64 = c[1..].iter().sum();
+        let failed = total[b] - pass[b];
+        let bh = (head_h - 24.0) * total[b] as f64 / top as f64;
         let _ = write!(
             s,
-            r#"<g class="bin" data-from="{:.6}" data-to="{:.6}" data-pass="{}" data-fail="{failed}"><title>{}–{}: {} pass, {failed} fail</title>"#,
+            r##"<g class="bin" data-from="{:.6}" data-to="{:.6}" data-pass="{}" data-fail="{failed}"><title>{} to {}: {} seeds, {} pass, {failed} fail</title><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="#98a2b3"/></g>"##,
             from.as_secs_f64(),
             to.as_secs_f64(),
-            c[0],
-            fmt_duration(from),
-            fmt_duration(to),
-            c[0]
+            pass[b],
+            ms(from),
+            ms(to),
+            total[b],
+            pass[b],
+            x_of(b),
+            head_h - 4.0 - bh,
+            (bw - 1.0).max(1.0)
         );
-        for (k, n) in c.iter().enumerate() {
-            if *n == 0 {
-                continue;
-            }
-            let bh = (h - 8.0) * *n as f64 / top as f64;
-            y -= bh;
-            let fill = if k == 0 { "#d0d5dd" } else { colour(k - 1) };
-            let _ = write!(
-                s,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="{fill}"/>"#,
-                (bw - 1.0).max(1.0)
-            );
-        }
-        s.push_str("</g>");
     }
-    let _ = write!(
-        s,
-        r##"<line x1="{pad}" y1="{h}" x2="{}" y2="{h}" stroke="#98a2b3"/>"##,
-        w - pad
-    );
-    for i in 0..=4 {
-        let t = lo + Duration::from_secs_f64(span * i as f64 / 4.0);
-        let x = pad + (w - 2.0 * pad) * i as f64 / 4.0;
+    let row = |s: &mut String, i: usize, name: &str, fill: &str, counts: &[u64]| {
+        let base = head_h + row_h * (i + 1) as f64;
         let _ = write!(
             s,
-            r##"<text x="{x:.1}" y="{}" font-size="11" fill="#667085" text-anchor="middle">{}</text>"##,
-            h + 16.0,
-            fmt_duration(t)
+            r##"<line x1="{label_w}" y1="{base:.1}" x2="{:.1}" y2="{base:.1}" stroke="#e4e7ec"/><text x="{:.1}" y="{:.1}" font-size="11.5" fill="#1d2430" text-anchor="end">{}</text>"##,
+            w - 12.0,
+            label_w - 8.0,
+            base - 10.0,
+            esc(name)
+        );
+        for b in 0..BINS {
+            if counts[b] == 0 {
+                continue;
+            }
+            let share = counts[b] as f64 / total[b].max(1) as f64;
+            let bh = (row_h - 6.0) * share;
+            let _ = write!(
+                s,
+                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{fill}"><title>{:.0}% of {} seeds</title></rect>"#,
+                x_of(b),
+                base - bh,
+                (bw - 1.0).max(1.0),
+                100.0 * share,
+                total[b]
+            );
+        }
+    };
+    for (g, counts) in with.iter().enumerate() {
+        let oracle = names[g].split(" @ ").next().unwrap_or(&names[g]);
+        row(
+            &mut s,
+            g,
+            &format!("#{} {oracle}", g + 1),
+            colour(g),
+            counts,
+        );
+    }
+    row(&mut s, shown, "pass", "#12b76a", &pass);
+    let axis = head_h + row_h * (shown + 1) as f64 + 16.0;
+    for i in 0..=4 {
+        let t = lo + Duration::from_secs_f64(span * i as f64 / 4.0);
+        let x = label_w + plot_w * i as f64 / 4.0;
+        let _ = write!(
+            s,
+            r##"<text x="{x:.1}" y="{axis:.1}" font-size="11" fill="#667085" text-anchor="{}">{}</text>"##,
+            if i == 4 { "end" } else { "middle" },
+            ms(t)
         );
     }
     let _ = write!(
         s,
-        r##"<text x="{pad}" y="12" font-size="11" fill="#667085">{top} seeds</text></svg>"##
+        r##"<text x="{label_w}" y="12" font-size="11" fill="#667085">{top} seeds in the fullest bin; each strip: the share of a bin's seeds with that signature</text></svg>"##
     );
     s
 }
 
 /// Per signature: the span of this fault's time over the seeds that show it.
-fn windows(d: &Drawn, groups: &[String]) -> String {
+fn windows(d: &Drawn, names: &[String]) -> String {
     let mut s = String::from("<ul class=\"windows\">");
-    for (g, sig) in groups.iter().enumerate() {
+    for (g, sig) in names.iter().enumerate() {
         let times: Vec<Duration> = d
             .points
             .iter()
-            .filter(|p| p.1 == Some(g))
+            .filter(|p| p.1.contains(&g))
             .map(|p| p.0)
             .collect();
         let (Some(lo), Some(hi)) = (times.iter().min(), times.iter().max()) else {
@@ -268,20 +315,21 @@ fn windows(d: &Drawn, groups: &[String]) -> String {
         };
         let _ = write!(
             s,
-            r#"<li data-signature="{}"><span class="swatch" style="background:{}"></span>{} seeds with <code>{}</code> first: {} at {}–{}</li>"#,
+            r#"<li data-signature="{}"><span class="swatch" style="background:{}"></span>#{} <code>{}</code>: {} seeds, with {} at {} to {}</li>"#,
             esc(sig),
             colour(g),
-            times.len(),
+            g + 1,
             esc(sig),
+            times.len(),
             esc(&d.label),
             fmt_duration(*lo),
             fmt_duration(*hi)
         );
     }
-    let passed = d.points.iter().filter(|p| p.1.is_none()).count();
+    let passed = d.points.iter().filter(|p| p.1.is_empty()).count();
     let _ = write!(
         s,
-        r#"<li><span class="swatch" style="background:#d0d5dd"></span>{passed} seeds pass</li></ul>"#
+        r#"<li><span class="swatch" style="background:#12b76a"></span>{passed} seeds pass</li></ul>"#
     );
     s
 }
@@ -379,7 +427,7 @@ pub fn html(v: &SweepView) -> String {
             esc(&d.label),
             esc(&d.label),
             d.points.len(),
-            histogram(d, names.len()),
+            strips(d, &names),
             windows(d, &names)
         );
     }
