@@ -264,7 +264,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             }
             // One line: clap's first line, without its usage block.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments").trim();
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("bad arguments").to_string();
+            // "the following required arguments were not provided:" names
+            // them on the next line.
+            if first.ends_with(':')
+                && let Some(next) = lines.next()
+            {
+                first = format!("{first} {next}");
+            }
+            let first = first.as_str();
             // A flag's value can be anything a user pasted: bounded.
             let first = crate::error::bounded(first, crate::error::MAX_MESSAGE_CHARS);
             eprintln!("{first} (see mcpsim --help)");
@@ -801,7 +810,12 @@ fn run_sweep(
             Err(e) => {
                 bar.println(format!("internal error on seed {}: {}", e.seed, e.error));
                 if json {
-                    let mut line = crate::explore::seed_row::SeedRow::error_json(e.seed, &e.error);
+                    let mut line = crate::explore::seed_row::SeedRow::error_json(
+                        &sc.name,
+                        stack.name(),
+                        e.seed,
+                        &e.error,
+                    );
                     line["sweep"] = sweep_id.clone();
                     let _ = writeln!(stdout, "{line}");
                 }

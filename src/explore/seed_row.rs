@@ -83,9 +83,17 @@ impl SeedRow {
     }
 
     /// The JSON line of a seed mcpsim could not judge (what
-    /// [`SeedRow::from_json`] reads back as this row).
-    pub fn error_json(seed: u64, error: &str) -> Value {
-        serde_json::json!({ "seed": seed, "error": error })
+    /// [`SeedRow::from_json`] reads back as this row): `run --json`'s
+    /// identity fields, `"verdict": "error"` and the error, so that every
+    /// seed of a sweep has its line.
+    pub fn error_json(scenario: &str, server: &str, seed: u64, error: &str) -> Value {
+        serde_json::json!({
+            "scenario": scenario,
+            "seed": seed,
+            "server": server,
+            "verdict": "error",
+            "error": error,
+        })
     }
 
     /// Read a seed's `--json` object: a judged run (`run --json`'s fields) or
@@ -102,7 +110,7 @@ impl SeedRow {
                 .map(str::to_string)
                 .ok_or_else(|| format!("field \"{field}\": missing or not text"))
         };
-        if v.get("error").is_some() {
+        if v.get("verdict").and_then(Value::as_str) == Some("error") || v.get("error").is_some() {
             return Ok(SeedRow::of_error(seed, text("error")?));
         }
         let failures = v
@@ -168,5 +176,45 @@ impl SeedRow {
             virtual_time: text("virtual_time")?,
             trace_hash: text("trace_hash")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_line_reads_back_as_an_unjudged_seed() {
+        let v = SeedRow::error_json("s", "native", 7, "a task panicked");
+        let r = SeedRow::from_json(&v).expect("reads back");
+        assert_eq!(r, SeedRow::of_error(7, "a task panicked".into()));
+        assert!(!r.passed() && r.signatures().is_empty());
+    }
+
+    #[test]
+    fn a_judged_line_needs_its_fields() {
+        let v = serde_json::json!({"seed": 1, "failures": [], "faults": [{"at": "1.250s", "fault": "crash c1"}],
+            "virtual_time": "2s", "trace_hash": "ab", "wall_ms": 1.5});
+        let r = SeedRow::from_json(&v).expect("a passing seed");
+        assert!(r.passed());
+        assert_eq!(
+            r.faults,
+            vec![("crash c1".to_string(), Duration::from_millis(1250))]
+        );
+        let mut bad = v.clone();
+        bad["faults"][0]["at"] = "soon".into();
+        assert!(SeedRow::from_json(&bad).unwrap_err().contains("faults[0]"));
+        let mut diverged = v;
+        diverged["deterministic"] = false.into();
+        assert!(
+            SeedRow::from_json(&diverged)
+                .unwrap_err()
+                .contains("divergence.kind")
+        );
+        diverged["divergence"] = serde_json::json!({"kind": "child-process"});
+        assert_eq!(
+            SeedRow::from_json(&diverged).expect("reads").signatures(),
+            vec!["nondeterminism · child-process".to_string()]
+        );
     }
 }

@@ -248,6 +248,7 @@ impl SweepResults {
         // What the sweep cost comes last, after " — ", so that a sweep and
         // the merge of its shards can be compared line for line without it.
         let cost = match self.merged_from {
+            Some(1) => "merged from 1 file".to_string(),
             Some(files) => format!("merged from {files} files"),
             None => format!(
                 "wall {:.2}s ({:.0} seeds/s)",
