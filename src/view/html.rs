@@ -74,15 +74,18 @@ pre.replay { background: #f2f4f7; border: 1px solid var(--line); padding: 7px 10
 .track { position: relative; flex: 1 1 auto; }
 .lanehead { background: #f8f9fb; border-top: 2px solid #d0d5dd; min-height: 26px; }
 .lanehead .label { background-color: #f8f9fb; font-weight: 600; }
-.axis { min-height: 24px; position: sticky; top: 0; }
+.faultrow { min-height: 24px; border-top: 1px solid var(--line); } .faultrow .label { color: var(--muted); }
+.axis { min-height: 24px; position: sticky; top: 0; z-index: 2; }
 .axis .label { color: var(--muted); }
 .tick { position: absolute; top: 4px; transform: translateX(-50%); color: var(--muted); font-size: 11px;
         white-space: nowrap; }
+.tick.edge-left { transform: none; } .tick.edge-right { transform: translateX(-100%); }
+.tick.edge-left::after { left: 0; } .tick.edge-right::after { left: 100%; }
 .tick::after { content: ""; position: absolute; left: 50%; top: 16px; height: 4px; border-left: 1px solid #98a2b3; }
 .underlay { position: absolute; top: 0; bottom: 0; left: var(--label); right: 0; pointer-events: none; z-index: 0; }
 .gap { position: absolute; top: 0; bottom: 0; pointer-events: none;
        background: repeating-linear-gradient(135deg, #f2f4f7 0 6px, #fafbfc 6px 12px); }
-.gap span { position: absolute; top: 24px; left: 2px; font-size: 11px; color: var(--muted); white-space: nowrap; }
+.gap span { position: absolute; top: 5px; left: 50%; transform: translateX(-50%); font-size: 11px; color: var(--muted); white-space: nowrap; }
 .bar { position: absolute; top: 8px; height: 6px; border-radius: 3px; background: #b2ccff; min-width: 2px; z-index: 1; }
 .bar.open { background: repeating-linear-gradient(90deg, #b2ccff 0 6px, transparent 6px 10px); }
 .mark { position: absolute; top: 4px; width: 10px; height: 14px; margin-left: -5px; z-index: 2; cursor: pointer;
@@ -184,6 +187,9 @@ fn axis_json(a: &Axis) -> String {
 
 /// One axis's ticks (in the axis row) or its idle stretches (under the
 /// lanes), in a set the script shows or hides when the axis changes.
+/// The least distance between two tick labels, as a fraction of the track.
+const MIN_TICK_GAP: f64 = 0.06;
+
 fn axis_set(out: &mut String, name: &str, a: &Axis, hidden: bool, gaps: bool) {
     let _ = write!(
         out,
@@ -201,11 +207,27 @@ fn axis_set(out: &mut String, name: &str, a: &Axis, hidden: bool, gaps: bool) {
             );
         }
     } else {
+        // A label is some 60 px wide: drop a tick too close to the last one
+        // kept (a short stretch between two idle ones has many), and keep the
+        // first and last labels inside the track.
+        let mut last: Option<f64> = None;
         for t in a.ticks(10) {
+            let x = a.x(t);
+            if last.is_some_and(|l| x - l < MIN_TICK_GAP) {
+                continue;
+            }
+            last = Some(x);
+            let align = if x < 0.02 {
+                " edge-left"
+            } else if x > 0.98 {
+                " edge-right"
+            } else {
+                ""
+            };
             let _ = write!(
                 out,
-                r#"<span class="tick" style="left:{}">{}</span>"#,
-                pct(a.x(t)),
+                r#"<span class="tick{align}" style="left:{}">{}</span>"#,
+                pct(x),
                 fmt_duration(t)
             );
         }
@@ -311,6 +333,10 @@ pub fn render(v: &RunView) -> String {
     }
     for lane in &tl.lanes {
         lane_html(&mut s, v, &tl, lane, &eliding);
+    }
+    // A row of its own for the faults' labels, so that none covers an exchange.
+    if !faults.is_empty() {
+        s.push_str(r#"<div class="row faultrow"><div class="label">faults</div><div class="track"></div></div>"#);
     }
     // Faults and failures across the lanes.
     s.push_str(r#"<div class="overlay">"#);
