@@ -14,6 +14,7 @@
 #                    the patched one must not, and nothing else may get worse that the model did
 #                    not predict
 #   --fixed-seeds    the seeds of that pass (default: --seeds; each must be among --seeds)
+#   --once SCENARIO  only the first seed of SCENARIO (repeatable)
 #
 # Writes target/interop/fidelity-<release>/{table.md,results.json} (fidelity-2.3+fixed for --fixed).
 # Fails on a run that could not be made, or on a disagreement not explained in
@@ -44,6 +45,9 @@ while [ $# -gt 0 ]; do
       esac
       if [ "$1" = --seeds ]; then seeds="$2"; else fixed_seeds="$2"; fi
       shift 2 ;;
+    --once)
+      [ $# -ge 2 ] || { echo "fidelity.sh: --once needs a scenario" >&2; exit 2; }
+      args+=("$1" "$2"); shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done

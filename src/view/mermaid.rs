@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::RunView;
-use super::timeline::{Kind, short};
+use super::timeline::{Kind, event_label, short};
 use crate::scenario::{FaultKind, SERVER_HOST};
 use crate::time::fmt_duration;
 
@@ -79,19 +79,13 @@ pub fn render(v: &RunView) -> String {
             ),
         );
         for e in &r.events {
-            let id =
-                e.id.as_deref()
-                    .map(|i| format!(" id {i}"))
-                    .unwrap_or_default();
             msg(
                 &mut items,
                 e.at,
                 format!(
-                    "H-->>{c}: {} SSE {}{} {}",
+                    "H-->>{c}: {} {}",
                     fmt_duration(e.at),
-                    clean(&e.event, 20),
-                    clean(&id, 24),
-                    clean(&e.kind, 40)
+                    clean(&event_label(e), 90)
                 ),
             );
         }

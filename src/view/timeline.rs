@@ -314,6 +314,24 @@ pub fn end_mark(at: Duration, end: &BodyEnd) -> Mark {
     mark(at, kind, label)
 }
 
+/// What reached a client: an SSE event (name, id, JSON-RPC kind), or a
+/// JSON body, which the client records as an event named "json".
+pub fn event_label(e: &crate::client::EventRecord) -> String {
+    let what = if e.kind == "other" {
+        "no JSON-RPC message"
+    } else {
+        e.kind.as_str()
+    };
+    if e.event == "json" && e.id.is_none() {
+        return format!("JSON body: {what}");
+    }
+    let id =
+        e.id.as_deref()
+            .map(|i| format!(" id {i}"))
+            .unwrap_or_default();
+    format!("SSE {}{id}: {what}", e.event)
+}
+
 fn client_row(r: &crate::client::RequestRecord) -> Row {
     let mut marks = vec![mark(
         r.sent_at,
@@ -321,15 +339,7 @@ fn client_row(r: &crate::client::RequestRecord) -> Row {
         format!("{} {}", r.http, r.what),
     )];
     for e in &r.events {
-        let id =
-            e.id.as_deref()
-                .map(|i| format!(" id {i}"))
-                .unwrap_or_default();
-        marks.push(mark(
-            e.at,
-            Kind::Event,
-            format!("SSE {}{id}: {}", e.event, e.kind),
-        ));
+        marks.push(mark(e.at, Kind::Event, event_label(e)));
     }
     if let Some(a) = &r.response {
         let kind = if a.is_error {
