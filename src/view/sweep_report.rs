@@ -39,8 +39,8 @@ const MAX_LISTED: usize = 100;
 /// Signatures given a strip of their own per drawn fault.
 const MAX_STRIPS: usize = 8;
 /// Colours for the signatures, in the page's order.
-const COLOURS: [&str; 6] = [
-    "#d92d20", "#f79009", "#7a5af8", "#0086c9", "#c11574", "#667085",
+const COLOURS: [&str; MAX_STRIPS] = [
+    "#d92d20", "#f79009", "#7a5af8", "#0086c9", "#c11574", "#344054", "#b54708", "#6172f3",
 ];
 
 /// JUnit XML: a test suite of one test case per seed (`seed N`), a failure
@@ -272,7 +272,8 @@ fn strips(d: &Drawn, names: &[String]) -> String {
         }
     };
     for (g, counts) in with.iter().enumerate() {
-        let oracle = names[g].split(" @ ").next().unwrap_or(&names[g]);
+        // The oracle's name: a signature is "oracle @ layer · …" or "oracle · …".
+        let oracle = names[g].split([' ', '@', '·']).next().unwrap_or(&names[g]);
         row(
             &mut s,
             g,
@@ -303,7 +304,7 @@ fn strips(d: &Drawn, names: &[String]) -> String {
 /// Per signature: the span of this fault's time over the seeds that show it.
 fn windows(d: &Drawn, names: &[String]) -> String {
     let mut s = String::from("<ul class=\"windows\">");
-    for (g, sig) in names.iter().enumerate() {
+    for (g, sig) in names.iter().enumerate().take(MAX_STRIPS) {
         let times: Vec<Duration> = d
             .points
             .iter()
@@ -385,12 +386,20 @@ pub fn html(v: &SweepView) -> String {
             let replay = replay_command(v.scenario, g.first.first().copied().unwrap_or(0), v.stack);
             let _ = writeln!(
                 s,
-                r#"<tr class="signature" data-signature="{}" data-count="{}"><td class="n">{}</td><td class="n">{:.1}%</td><td><span class="swatch" style="background:{}"></span>{}</td><td>{}{}<br><code>{}</code></td></tr>"#,
+                r#"<tr class="signature" data-signature="{}" data-count="{}"><td class="n">{}</td><td class="n">{:.1}%</td><td>{}{}</td><td>{}{}<br><code>{}</code></td></tr>"#,
                 esc(&g.signature),
                 g.count,
                 g.count,
                 100.0 * g.count as f64 / r.judged.max(1) as f64,
-                colour(i),
+                // A colour only for the signatures that have a strip.
+                if i < MAX_STRIPS {
+                    format!(
+                        r#"<span class="swatch" style="background:{}"></span>"#,
+                        colour(i)
+                    )
+                } else {
+                    r#"<span class="swatch"></span>"#.to_string()
+                },
                 esc(&g.signature),
                 first.join(", "),
                 if g.count > g.first.len() as u64 {
