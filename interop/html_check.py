@@ -36,6 +36,25 @@ def chromium():
     sys.exit("html_check: no chromium on PATH (apt-get install chromium)")
 
 
+# --no-zygote: Chromium forks its renderer and GPU processes from a zygote, and a
+# CI run once failed with "Zygote could not fork"; without it each is started
+# directly (allowed with --no-sandbox).
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--no-zygote", "--disable-gpu", "--hide-scrollbars"]
+
+
+def browse(args, timeout=120, want=None):
+    """Run headless Chromium with `args`; one retry if it fails or its output lacks `want` (a flaky launch is
+    not a verdict on the page)."""
+    cmd = [chromium(), *BROWSER_FLAGS, *args]
+    for attempt in (1, 2):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if r.returncode == 0 and (want is None or want in r.stdout):
+            return r
+        if attempt == 1:
+            print(f"chromium failed ({r.returncode}), once more: {r.stderr.strip()[-200:]}", file=sys.stderr)
+    return r
+
+
 def main():
     scenario, seed, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
     out.mkdir(parents=True, exist_ok=True)
@@ -46,15 +65,12 @@ def main():
     if run.returncode not in (0, 1):
         sys.exit(f"html_check: mcpsim run exited {run.returncode}: {run.stderr.strip()}")
     report = json.loads(run.stdout)
-    browser = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--window-size=1500,900"]
-    dom = subprocess.run(browser + ["--dump-dom", page.resolve().as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    size = "--window-size=1500,900"
+    dom = browse([size, "--dump-dom", page.resolve().as_uri()], want="<body")
     if dom.returncode != 0 or "<body" not in dom.stdout:
         sys.exit(f"html_check: chromium --dump-dom failed: {dom.stderr.strip()[-300:]}")
     shot = out / f"{scenario}-{seed}.png"
-    subprocess.run(browser + [f"--screenshot={shot}", page.resolve().as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    browse([size, f"--screenshot={shot}", page.resolve().as_uri()])
     if not shot.is_file() or shot.stat().st_size == 0:
         sys.exit("html_check: no screenshot")
     p = Dom()

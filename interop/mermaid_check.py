@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from html_check import chromium  # noqa: E402
+from html_check import browse  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PKG = ROOT / "target/interop/mermaid"
@@ -71,10 +71,8 @@ def main():
     text = mmd.read_text()
     page = PKG / f"check-{scenario}-{seed}.html"
     page.write_text(PAGE.format(bundle=bundle.resolve().as_uri(), text=json.dumps(text)))
-    browser = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--allow-file-access-from-files", "--virtual-time-budget=15000", "--window-size=1400,1800"]
-    dom = subprocess.run(browser + ["--dump-dom", page.resolve().as_uri()], capture_output=True, text=True,
-                         timeout=180)
+    flags = ["--allow-file-access-from-files", "--virtual-time-budget=15000", "--window-size=1400,1800"]
+    dom = browse(flags + ["--dump-dom", page.resolve().as_uri()], timeout=180, want='id="result"')
     marker = 'id="result" data-state="'
     at = dom.stdout.find(marker)
     if at < 0:
@@ -84,8 +82,7 @@ def main():
     if state != "ok":
         sys.exit(f"mermaid_check: {mmd}: mermaid says {state}: {message}")
     shot = out / f"{scenario}-{seed}.mermaid.png"
-    subprocess.run(browser + [f"--screenshot={shot}", page.resolve().as_uri()], capture_output=True,
-                   timeout=180, check=True)
+    browse(flags + [f"--screenshot={shot}", page.resolve().as_uri()], timeout=180)
     lines = len(text.splitlines())
     print(f"mermaid_check: {mmd} ({lines} lines) accepted by mermaid "
           f"{json.loads((PKG / 'node_modules/mermaid/package.json').read_text())['version']}: {message}; "

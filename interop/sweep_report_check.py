@@ -23,7 +23,7 @@ import sys
 from junitparser import Error, Failure, JUnitXml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from html_check import Dom, chromium  # noqa: E402
+from html_check import Dom, browse  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MCPSIM = str(ROOT / "target/release/mcpsim")
@@ -76,15 +76,12 @@ def check_junit(path, seeds, summary):
 
 def check_page(page, summary):
     n, failed, sigs = counts(summary)
-    browser = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--window-size=1200,1400"]
-    dom = subprocess.run(browser + ["--dump-dom", page.resolve().as_uri()], capture_output=True, text=True,
-                         timeout=120)
+    size = "--window-size=1200,1400"
+    dom = browse([size, "--dump-dom", page.resolve().as_uri()], want="<body")
     if dom.returncode != 0 or "<body" not in dom.stdout:
         fail(f"chromium --dump-dom {page}: {dom.stderr.strip()[-300:]}")
     shot = page.with_suffix(".png")
-    subprocess.run(browser + [f"--screenshot={shot}", page.resolve().as_uri()], capture_output=True,
-                   timeout=120, check=True)
+    browse([size, f"--screenshot={shot}", page.resolve().as_uri()])
     if not shot.is_file() or shot.stat().st_size == 0:
         fail(f"no screenshot of {page}")
     p = Dom()
