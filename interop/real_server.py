@@ -87,7 +87,7 @@ def main() -> None:
     # mcp 1.20 dispatches a request to its handler in Server._handle_request.
     instrument(obs, StreamableHTTPServerTransport, Server, "_handle_request")
     app = Tracking(build(args, obs), obs)
-    obs.changed()
+    obs.open_journal()
     config = uvicorn.Config(
         app,
         host=args.host,

@@ -240,7 +240,7 @@ def main() -> None:
     # dispatch path.
     instrument(obs, StreamableHTTPServerTransport, ServerRunner, "_on_request")
     app = Tracking(build(args, obs), obs)
-    obs.changed()
+    obs.open_journal()
     config = uvicorn.Config(
         app,
         host=args.host,

@@ -56,6 +56,11 @@ enum Cmd {
         /// Write the run as Chrome trace-event JSON (Perfetto, chrome://tracing).
         #[arg(long, value_name = "FILE")]
         perfetto: Option<PathBuf>,
+        /// Write what the oracles read as one JSON object: every client
+        /// request, every ASGI call and HTTP exchange the server's tracking
+        /// layers recorded, the faults, the end state.
+        #[arg(long, value_name = "FILE")]
+        observations: Option<PathBuf>,
         /// Also run the seed again in this process and in a child process, and
         /// report the first trace line where they differ.
         #[arg(long)]
@@ -211,6 +216,13 @@ enum Cmd {
         /// Close a connection on which nothing was read or written this long.
         #[arg(long, default_value = "600s")]
         idle_timeout: String,
+        /// A model's processing time: "calibrated" (charged as real sleeps, as
+        /// in simulation) or "zero".
+        #[arg(long, default_value = "calibrated")]
+        cost: String,
+        /// The seed of the model's cost draws (default: $MCPSIM_SEED, or 0).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Replay a scenario's schedule against a real server over loopback:
     /// its clients through a fault proxy, its faults on the wall clock.
@@ -304,6 +316,7 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             html,
             mermaid,
             perfetto,
+            observations,
             check_determinism,
             print_scenario,
             time_scale,
@@ -318,6 +331,7 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 html,
                 mermaid,
                 perfetto,
+                observations,
             };
             run(
                 &scenario,
@@ -417,8 +431,21 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
             head_timeout,
             body_timeout,
             idle_timeout,
+            cost,
+            seed,
         } => {
             let observe = observe.map(|o| socket_addr(&o, "--observe")).transpose()?;
+            let cost =
+                servers::CostMode::parse(&cost).map_err(|m| InputError::msg(m).field("--cost"))?;
+            let seed = match seed {
+                Some(s) => s,
+                None => match std::env::var("MCPSIM_SEED") {
+                    Ok(v) => v.parse().map_err(|_| {
+                        InputError::msg(format!("\"{v}\" is not a seed")).field("MCPSIM_SEED")
+                    })?,
+                    Err(_) => 0,
+                },
+            };
             let listen = socket_addr(&listen, "--listen")?;
             let limit = |v: &str, flag: &str| -> Result<std::time::Duration, Error> {
                 match crate::time::parse_duration(v) {
@@ -445,6 +472,7 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 stateless,
                 json_response,
                 event_store,
+                cost,
                 ..Default::default()
             };
             drive_settings(&mut config)?;
@@ -455,6 +483,7 @@ fn execute(cmd: Cmd) -> Result<i32, Error> {
                 log,
                 observe,
                 limits,
+                seed,
             })
         }
         Cmd::Drive {
@@ -532,6 +561,10 @@ fn drive_settings(c: &mut servers::ServerConfig) -> Result<(), InputError> {
                 .collect()
         })
     };
+    if let Some(v) = var("MCPSIM_COST") {
+        c.cost =
+            servers::CostMode::parse(&v).map_err(|m| InputError::msg(m).field("MCPSIM_COST"))?;
+    }
     let (hosts, origins) = (list("MCPSIM_ALLOWED_HOSTS"), list("MCPSIM_ALLOWED_ORIGINS"));
     if hosts.is_some() || origins.is_some() {
         c.dns_rebinding = Some(servers::AllowList {
@@ -594,6 +627,7 @@ struct Pictures {
     html: Option<PathBuf>,
     mermaid: Option<PathBuf>,
     perfetto: Option<PathBuf>,
+    observations: Option<PathBuf>,
 }
 
 /// Write `text` to `path`, or say which flag's file could not be written.
@@ -655,6 +689,11 @@ fn run(
     }
     if let Some(path) = &pictures.mermaid {
         write_file(path, "--mermaid", &crate::view::mermaid::render(&view))?;
+    }
+    if let Some(path) = &pictures.observations {
+        let text = serde_json::to_string(&outcome.observations)
+            .map_err(|e| Error::Internal(format!("observations as JSON: {e}")))?;
+        write_file(path, "--observations", &text)?;
     }
     if let Some(path) = &pictures.perfetto {
         write_file(

@@ -63,6 +63,9 @@ pub struct CallRecord {
     pub start: Option<StartRecord>,
     /// Number of `http.response.body` messages with `more_body: True`.
     pub partial_bodies: u32,
+    /// When the first `http.response.body` (partial or final) was sent.
+    #[serde(serialize_with = "crate::time::ser_opt_duration")]
+    pub first_body_at: Option<Duration>,
     /// When the final body (`more_body: False`) was sent.
     #[serde(serialize_with = "crate::time::ser_opt_duration")]
     pub final_body_at: Option<Duration>,
@@ -226,6 +229,7 @@ where
             called_at: (layer.clock)(),
             start: None,
             partial_bodies: 0,
+            first_body_at: None,
             final_body_at: None,
             disconnect_received_at: None,
             returned: None,
@@ -384,6 +388,7 @@ impl Send for TrackedSend {
                     }
                 }
                 Outgoing::Body { more_body, .. } => {
+                    r.first_body_at.get_or_insert(at);
                     if r.start.is_none() {
                         r.violations.push(Violation {
                             at,

@@ -102,7 +102,7 @@ fn references_ok(sc: &Scenario) -> bool {
                 hosts.contains(from.as_str()) && hosts.contains(to.as_str())
             }
             FaultKind::Abandon { client } => clients.contains(client.as_str()),
-            FaultKind::Shutdown { .. } => true,
+            FaultKind::Shutdown { .. } | FaultKind::Slow { .. } => true,
         })
 }
 

@@ -348,6 +348,9 @@ fn server_settings(c: &crate::servers::ServerConfig) -> Vec<(String, String)> {
     v.push(("MCPSIM_STATELESS".into(), flag(c.stateless)));
     v.push(("MCPSIM_JSON_RESPONSE".into(), flag(c.json_response)));
     v.push(("MCPSIM_EVENT_STORE".into(), flag(c.event_store)));
+    if c.cost != crate::servers::CostMode::default() {
+        v.push(("MCPSIM_COST".into(), c.cost.name().into()));
+    }
     if let Some(d) = c.graceful_timeout {
         v.push((
             "MCPSIM_GRACEFUL_TIMEOUT".into(),
@@ -911,6 +914,9 @@ async fn apply(
         FaultKind::RepairOneway { from, to } => {
             let (i, from_client) = link(from, to, hosts)?;
             hosts[i].proxy.repair_oneway(direction(from_client));
+        }
+        FaultKind::Slow { .. } => {
+            return Err("a busy host is simulated only: drive does not load a real server".into());
         }
     }
     Ok(())

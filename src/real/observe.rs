@@ -15,7 +15,7 @@
 //!   "calls": [{"seq": 0, "method": "POST", "path": "/mcp", "client": "127.0.0.2:40100",
 //!              "rpc": "tools/call slow_operation", "called_at": 1764000000.1,
 //!              "start": {"at": 1764000000.2, "status": 200, "content_type": "text/event-stream"},
-//!              "partial_bodies": 1, "final_body_at": null, "disconnect_received_at": 1764000001.3,
+//!              "partial_bodies": 1, "first_body_at": 1764000000.3, "final_body_at": null, "disconnect_received_at": 1764000001.3,
 //!              "returned": {"at": 1764000001.3, "error": null, "host_saw_disconnect": true},
 //!              "violations": []}],
 //!   "log": [{"t": 1764000001.3, "level": "ERROR", "logger": "mcp.server.streamable_http",
@@ -33,6 +33,16 @@
 //! "received_at", "start", "frames", "end": {"at", "how": "complete" | "error"
 //! | "dropped" | "no-response", "error", "peer_gone"}}` — what the HTTP form
 //! of `missing-final-body` reads.
+//!
+//! **The file.** A server that must be read after it was killed writes
+//! the same observations to a file as a *journal*, one JSON object per line:
+//! first `{"journal": 1, "server": …, "layers": …}`, then `{"call": {…}}`
+//! each time a call record changes (the whole record; the last line for a
+//! `seq` counts) and `{"log": {…}}` for each log record. Appending a line is
+//! cheap where rewriting the document at every change was not: that cost
+//! the real Python stack 2–3 ms per change, inside the very timings the
+//! simulator is compared with (FINDINGS §19). A journal has no probe: the
+//! probe is only ever read from the process still running.
 //!
 //! Everything but `calls` may be left out; what is missing is reported as not
 //! observed, never guessed — `open_streams: null` too, from a server that
@@ -116,6 +126,9 @@ pub struct WireCall {
     pub called_at: f64,
     pub start: Option<WireStart>,
     pub partial_bodies: u32,
+    /// The first `http.response.body` (absent from older documents).
+    #[serde(default)]
+    pub first_body_at: Option<f64>,
     pub final_body_at: Option<f64>,
     pub disconnect_received_at: Option<f64>,
     pub returned: Option<WireReturned>,
@@ -253,7 +266,63 @@ pub struct Probe {
 impl Document {
     /// Parse a document.
     pub fn parse(text: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(text).map_err(|e| format!("not an observations document: {e}"))
+        match serde_json::from_slice(text) {
+            Ok(doc) => Ok(doc),
+            Err(e) if text.starts_with(b"{\"journal\"") => Self::from_journal(text)
+                .map_err(|j| format!("not an observations journal: {j} (as a document: {e})")),
+            Err(e) => Err(format!("not an observations document: {e}")),
+        }
+    }
+
+    /// A journal (see the module docs): the header, then each call record
+    /// every time it changed (the last version counts) and each log record.
+    /// A last line cut short — the process was killed while writing it — is
+    /// left out; any other bad line is an error.
+    fn from_journal(text: &[u8]) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Header {
+            #[allow(dead_code)]
+            journal: u32,
+            #[serde(default)]
+            server: Option<String>,
+            #[serde(default)]
+            layers: Option<Layers>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "lowercase")]
+        enum Entry {
+            Call(WireCall),
+            Log(WireLog),
+        }
+        let lines: Vec<&[u8]> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .collect();
+        let Some((first, rest)) = lines.split_first() else {
+            return Err("empty".into());
+        };
+        let header: Header = serde_json::from_slice(first).map_err(|e| format!("line 1: {e}"))?;
+        let mut calls: std::collections::BTreeMap<u64, WireCall> = Default::default();
+        let mut log = Vec::new();
+        for (i, line) in rest.iter().enumerate() {
+            match serde_json::from_slice::<Entry>(line) {
+                Ok(Entry::Call(c)) => {
+                    calls.insert(c.seq, c);
+                }
+                Ok(Entry::Log(l)) => log.push(l),
+                Err(e) if e.is_eof() && i + 1 == rest.len() => {}
+                Err(e) => return Err(format!("line {}: {e}", i + 2)),
+            }
+        }
+        Ok(Document {
+            server: header.server,
+            layers: header.layers,
+            calls: calls.into_values().collect(),
+            exchanges: None,
+            log: Some(log),
+            probe: None,
+        })
     }
 
     /// The ids of the sessions the server holds.
@@ -287,6 +356,7 @@ impl Document {
                     content_type: s.content_type,
                 }),
                 partial_bodies: c.partial_bodies,
+                first_body_at: c.first_body_at.map(t),
                 final_body_at: c.final_body_at.map(t),
                 disconnect_received_at: c.disconnect_received_at.map(t),
                 returned: c.returned.map(|r| Returned {
@@ -415,6 +485,7 @@ pub fn document(
                     "at": t(s.at), "status": s.status, "content_type": s.content_type,
                 })),
                 "partial_bodies": c.partial_bodies,
+                "first_body_at": c.first_body_at.map(t),
                 "final_body_at": c.final_body_at.map(t),
                 "disconnect_received_at": c.disconnect_received_at.map(t),
                 "returned": c.returned.as_ref().map(|r| json!({

@@ -27,7 +27,9 @@ use super::log::RealLog;
 use super::net::TcpListener;
 use crate::asgi::tracking::AsgiLog;
 use crate::error::{Error, InputError};
-use crate::servers::{self, Ids, Layers, ProbeSlot, ServerConfig, ServerEnv, Signal, Signals};
+use crate::servers::{
+    self, Ids, Layers, Load, ProbeSlot, Processing, ServerConfig, ServerEnv, Signal, Signals,
+};
 
 /// What to serve, and where.
 #[derive(Debug, Clone)]
@@ -44,6 +46,9 @@ pub struct ServeOptions {
     pub observe: Option<SocketAddr>,
     /// What a connection may cost (see [`super::net`]).
     pub limits: super::net::Limits,
+    /// The seed of the stack's cost draws (a model with a cost model charges
+    /// its processing time as real sleeps; `config.cost` switches it off).
+    pub seed: u64,
 }
 
 /// Serve until the stack exits (after Ctrl-C or SIGTERM). Prints
@@ -125,6 +130,12 @@ pub fn serve(opts: ServeOptions) -> Result<i32, Error> {
             probe,
             incarnation: 0,
             listening: Rc::new(Cell::new(false)),
+            processing: Processing {
+                mode: opts.config.cost,
+                rng: crate::rng::Seeds::new(opts.seed).stream("server-cost/0"),
+                tick: std::time::Duration::from_millis(1),
+                load: Load::default(),
+            },
             config: opts.config,
         };
         println!(

@@ -7,6 +7,7 @@
 //! faults = [1, 2]                 # how many, drawn per seed
 //! kinds = ["crash", "partition"]  # from which kinds (default: all)
 //! window = ["0s", "4s"]           # when
+//! load = [2, 50]                  # the factor of a drawn `slow` fault
 //! ```
 //!
 //! The draws come from their own streams (`chaos/shape`, `chaos/fault/<j>`),
@@ -20,9 +21,10 @@ use toml::Spanned;
 use super::Scenario;
 use super::file::RawChaos;
 use super::parse::Ctx;
-use super::swarm::{between, duration_range, fault, kinds, range};
+use super::swarm::{between, duration_range, fault, kinds, load_range, range};
 use crate::error::InputError;
 use crate::rng::Seeds;
+use crate::servers::Factor;
 
 /// The bounds of a chaos table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +35,8 @@ pub struct ChaosSpec {
     pub kinds: Vec<String>,
     /// When.
     pub window: (Duration, Duration),
+    /// The factor of a drawn `slow` fault.
+    pub load: (Factor, Factor),
 }
 
 /// Validate a `[chaos]` table.
@@ -66,6 +70,7 @@ pub(super) fn parse(
         faults,
         kinds,
         window,
+        load: load_range(c, span, "chaos.load", &r.load)?,
     })
 }
 
@@ -75,7 +80,14 @@ pub(super) fn generate(scenario: &mut Scenario, ch: &ChaosSpec, seeds: &Seeds) {
     let hosts = scenario.client_hosts();
     for j in 0..n {
         let mut r = seeds.stream(&format!("chaos/fault/{j}"));
-        let f = fault(&mut r, &ch.kinds, ch.window, &scenario.clients, &hosts);
+        let f = fault(
+            &mut r,
+            &ch.kinds,
+            ch.window,
+            &scenario.clients,
+            &hosts,
+            ch.load,
+        );
         scenario.faults.push(f);
     }
 }

@@ -30,6 +30,7 @@ pub(super) struct RawChaos {
     pub faults: Option<Vec<u32>>,
     pub kinds: Option<Vec<String>>,
     pub window: Option<Vec<String>>,
+    pub load: Option<Vec<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +44,7 @@ pub(super) struct RawSwarm {
     pub slow: Option<Vec<String>>,
     pub latency_max: Option<Vec<String>>,
     pub modes: Option<Vec<String>>,
+    pub load: Option<Vec<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +68,7 @@ pub(super) struct RawServer {
     pub session_idle_timeout: Option<Spanned<String>>,
     pub allowed_hosts: Option<Vec<String>>,
     pub allowed_origins: Option<Vec<String>>,
+    pub cost: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +156,8 @@ pub(super) struct RawFault {
     pub abandon: Option<Spanned<String>>,
     pub shutdown: Option<Spanned<String>>,
     pub restart_after: Option<Spanned<String>>,
+    pub slow: Option<Spanned<String>>,
+    pub factor: Option<Spanned<toml::Value>>,
     #[serde(rename = "for")]
     pub lasting: Option<Spanned<String>>,
 }

@@ -31,7 +31,7 @@ pub use swarm::SwarmSpec;
 
 use crate::client::script::Step;
 use crate::error::InputError;
-use crate::servers::ServerConfig;
+use crate::servers::{Factor, ServerConfig};
 
 /// How long the whole world must stay silent, with something still waiting,
 /// before the `hang` oracle calls it blocked forever.
@@ -174,6 +174,10 @@ pub enum FaultKind {
         #[serde(serialize_with = "crate::time::ser_opt_duration")]
         restart_after: Option<Duration>,
     },
+    /// A busy host: the server process's processing costs are multiplied by
+    /// `factor` from now on (×1 ends the load). Only a stack that models its
+    /// processing time can be slowed.
+    Slow { host: String, factor: Factor },
 }
 
 impl std::fmt::Display for FaultKind {
@@ -198,6 +202,10 @@ impl std::fmt::Display for FaultKind {
                 "shutdown server (restart after {})",
                 crate::time::fmt_duration(*d)
             ),
+            FaultKind::Slow { host, factor } if *factor == Factor::ONE => {
+                write!(f, "slow {host} ×1 (load ends)")
+            }
+            FaultKind::Slow { host, factor } => write!(f, "slow {host} ×{factor}"),
         }
     }
 }
@@ -218,6 +226,10 @@ impl FaultKind {
             FaultKind::Hold { a, b } => Some(FaultKind::Release {
                 a: a.clone(),
                 b: b.clone(),
+            }),
+            FaultKind::Slow { host, factor } if *factor > Factor::ONE => Some(FaultKind::Slow {
+                host: host.clone(),
+                factor: Factor::ONE,
             }),
             _ => None,
         }

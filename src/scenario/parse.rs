@@ -60,6 +60,21 @@ impl Ctx<'_> {
     }
 }
 
+/// A load factor as written: `20`, `2.5` or `"20"` (see [`servers::Factor`]).
+pub(super) fn factor_value(v: &toml::Value) -> Result<servers::Factor, String> {
+    let text = match v {
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) if f.is_finite() => f.to_string(),
+        toml::Value::String(s) => s.clone(),
+        other => {
+            return Err(format!(
+                "{other} is not a factor (use a number from 1 to 1000, e.g. 20 or 2.5)"
+            ));
+        }
+    };
+    servers::Factor::parse(&text)
+}
+
 /// A duration that must be more than zero: a client timeout of 0 gives up
 /// before any answer can arrive, so the run would judge nothing.
 fn positive(c: &Ctx, s: &Spanned<String>, field: &str) -> Result<Duration, InputError> {
@@ -190,6 +205,10 @@ fn validate(c: &Ctx, raw: RawScenario) -> Result<Scenario, InputError> {
         }
         if let Some(g) = &s.graceful_timeout {
             server.graceful_timeout = Some(c.duration(g, "server.graceful_timeout")?);
+        }
+        if let Some(m) = &s.cost {
+            server.cost = servers::CostMode::parse(m.get_ref())
+                .or_else(|e| c.err(m.span(), "server.cost", e))?;
         }
         if let Some(t) = &s.session_idle_timeout {
             let d = c.duration(t, "server.session_idle_timeout")?;
@@ -857,11 +876,35 @@ fn fault(
             "goes with shutdown",
         );
     }
+    if let Some(s) = &f.slow {
+        if s.get_ref() != SERVER_HOST {
+            return c.err(
+                s.span(),
+                format!("{field}.slow"),
+                "only \"server\" can be slowed (its processing time is what a busy host stretches)",
+            );
+        }
+        let Some(v) = &f.factor else {
+            return c.err(
+                s.span(),
+                format!("{field}.factor"),
+                "a slow fault needs a factor (e.g. factor = 20: every step of the server takes 20 times as long)",
+            );
+        };
+        let factor =
+            factor_value(v.get_ref()).or_else(|m| c.err(v.span(), format!("{field}.factor"), m))?;
+        kinds.push(FaultKind::Slow {
+            host: SERVER_HOST.to_string(),
+            factor,
+        });
+    } else if let Some(v) = &f.factor {
+        return c.err(v.span(), format!("{field}.factor"), "goes with slow");
+    }
     if kinds.len() != 1 {
         return c.err(
             span,
             field,
-            "give exactly one fault kind: crash, restart, partition, repair, partition_oneway, repair_oneway, hold, release, abandon, shutdown",
+            "give exactly one fault kind: crash, restart, partition, repair, partition_oneway, repair_oneway, hold, release, abandon, shutdown, slow",
         );
     }
     let kind = kinds.remove(0);
@@ -871,7 +914,7 @@ fn fault(
                 return c.err(
                     l.span(),
                     format!("{field}.for"),
-                    "`for` goes with crash, partition, partition_oneway or hold",
+                    "`for` goes with crash, partition, partition_oneway, hold or slow (above 1)",
                 );
             }
             Some(c.duration(l, &format!("{field}.for"))?)

@@ -40,10 +40,11 @@ use crate::client::script::{Action, Step};
 use crate::error::InputError;
 use crate::mcp::LATEST_PROTOCOL_VERSION;
 use crate::rng::Seeds;
+use crate::servers::Factor;
 use crate::time::parse_duration;
 
 /// The fault kinds a swarm may draw.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "crash",
     "restart",
     "partition",
@@ -51,7 +52,12 @@ pub const KINDS: [&str; 7] = [
     "hold",
     "abandon",
     "shutdown",
+    "slow",
 ];
+
+/// The load factors a drawn `slow` fault takes when the table names none: a
+/// host from twice as slow to fifty times.
+pub const DEFAULT_LOAD: (Factor, Factor) = (Factor(200), Factor(5000));
 
 /// The server modes a swarm may draw, and their weights.
 pub const MODES: [(&str, u32); 4] = [("sse", 7), ("resumable", 7), ("json", 3), ("stateless", 3)];
@@ -75,6 +81,31 @@ pub struct SwarmSpec {
     pub latency_max: (Duration, Duration),
     /// Server modes to draw from (`None`: the `[server]` table as written).
     pub modes: Option<Vec<String>>,
+    /// The factor of a drawn `slow` fault.
+    pub load: (Factor, Factor),
+}
+
+/// `load = [low, high]`: the bounds of a drawn `slow` fault's factor.
+pub(super) fn load_range(
+    c: &Ctx,
+    span: std::ops::Range<usize>,
+    field: &str,
+    v: &Option<Vec<toml::Value>>,
+) -> Result<(Factor, Factor), InputError> {
+    match v {
+        None => Ok(DEFAULT_LOAD),
+        Some(v) if v.len() == 2 => {
+            let lo = super::parse::factor_value(&v[0])
+                .or_else(|m| c.err(span.clone(), field.to_string(), m))?;
+            let hi = super::parse::factor_value(&v[1])
+                .or_else(|m| c.err(span.clone(), field.to_string(), m))?;
+            if lo > hi {
+                return c.err(span, field.to_string(), "low is above high");
+            }
+            Ok((lo, hi))
+        }
+        Some(_) => c.err(span, field.to_string(), "use [low, high], e.g. [2, 50]"),
+    }
 }
 
 pub(super) fn range<T: Copy + PartialOrd + std::fmt::Display>(
@@ -202,6 +233,7 @@ pub(super) fn parse(c: &Ctx, raw: &Spanned<RawSwarm>) -> Result<SwarmSpec, Input
             (Duration::from_millis(1), Duration::from_millis(50)),
         )?,
         modes: r.modes.clone(),
+        load: load_range(c, raw.span(), "swarm.load", &r.load)?,
     })
 }
 
@@ -379,6 +411,7 @@ pub(super) fn fault(
     window: (Duration, Duration),
     clients: &[ClientSpec],
     hosts: &[String],
+    load: (Factor, Factor),
 ) -> FaultSpec {
     let kind = kinds[r.random_range(0..kinds.len())].as_str();
     let host = |r: &mut ChaCha8Rng| hosts[r.random_range(0..hosts.len())].clone();
@@ -434,6 +467,22 @@ pub(super) fn fault(
             },
             None,
         ),
+        "slow" => {
+            // Whole factors when the bounds are a whole factor apart or more.
+            let mut f = r.random_range(load.0.0..=load.1.0);
+            if load.1.0 - load.0.0 >= 100 {
+                f = (f + 50) / 100 * 100;
+            }
+            let factor = Factor(f.clamp(load.0.0, load.1.0));
+            let lasting = if factor > Factor::ONE { heal(r) } else { None };
+            (
+                FaultKind::Slow {
+                    host: SERVER_HOST.into(),
+                    factor,
+                },
+                lasting,
+            )
+        }
         _ => (
             FaultKind::Shutdown {
                 restart_after: r
@@ -485,7 +534,14 @@ pub(super) fn generate(scenario: &mut Scenario, sw: &SwarmSpec, seeds: &Seeds) {
         .map(|j| {
             let mut r = seeds.stream(&format!("swarm/fault/{j}"));
             let window = (Duration::ZERO, scenario.duration * 6 / 10);
-            fault(&mut r, &sw.kinds, window, &scenario.clients, &hosts)
+            fault(
+                &mut r,
+                &sw.kinds,
+                window,
+                &scenario.clients,
+                &hosts,
+                sw.load,
+            )
         })
         .collect();
 }

@@ -151,6 +151,9 @@ impl Scenario {
         if self.server.event_store && !drawn {
             let _ = writeln!(o, "event_store = true");
         }
+        if self.server.cost != crate::servers::CostMode::default() {
+            let _ = writeln!(o, "cost = {}", q(self.server.cost.name()));
+        }
         if let Some(a) = &self.server.dns_rebinding {
             let list = |v: &Vec<String>| v.iter().map(|x| q(x)).collect::<Vec<_>>().join(", ");
             let _ = writeln!(o, "allowed_hosts = [{}]", list(&a.hosts));
@@ -227,6 +230,9 @@ impl Scenario {
                 d(sw.latency_max.0),
                 d(sw.latency_max.1)
             );
+            if sw.load != super::swarm::DEFAULT_LOAD {
+                let _ = writeln!(o, "load = [{}, {}]", sw.load.0, sw.load.1);
+            }
         }
         if let Some(ch) = &self.chaos {
             let _ = writeln!(o, "\n[chaos]");
@@ -234,6 +240,9 @@ impl Scenario {
             let kinds: Vec<String> = ch.kinds.iter().map(|k| q(k)).collect();
             let _ = writeln!(o, "kinds = [{}]", kinds.join(", "));
             let _ = writeln!(o, "window = [{}, {}]", d(ch.window.0), d(ch.window.1));
+            if ch.load != super::swarm::DEFAULT_LOAD {
+                let _ = writeln!(o, "load = [{}, {}]", ch.load.0, ch.load.1);
+            }
         }
         for f in &self.faults {
             let _ = writeln!(o, "\n[[fault]]");
@@ -265,6 +274,9 @@ impl Scenario {
                         let _ = write!(s, "\nrestart_after = {}", d(*r));
                     }
                     s
+                }
+                FaultKind::Slow { host, factor } => {
+                    format!("slow = {}\nfactor = {factor}", q(host))
                 }
             };
             let _ = writeln!(o, "{line}");

@@ -16,6 +16,7 @@
 
 mod ids;
 pub mod native;
+pub mod processing;
 pub mod python_sdk;
 pub mod rmcp;
 pub mod tower;
@@ -35,6 +36,7 @@ use crate::asgi::LocalBoxFuture;
 use crate::asgi::tracking::{AsgiLog, Clock};
 
 pub use ids::Ids;
+pub use processing::{CostMode, Factor, Load, Processing};
 pub use tower::{HttpLog, TowerStack};
 
 /// A byte stream a server can speak HTTP over.
@@ -107,6 +109,8 @@ pub struct ServerConfig {
     /// the stack's default — off in python-sdk 1.20, loopback only in 2.3;
     /// same host or loopback Origins only in the native server).
     pub dns_rebinding: Option<AllowList>,
+    /// Whether a stack that models its processing time charges it.
+    pub cost: CostMode,
 }
 
 /// Allowed `Host` and `Origin` values (`:*` matches any port).
@@ -204,6 +208,8 @@ pub struct ServerEnv {
     pub listening: Rc<Cell<bool>>,
     /// The scenario's server configuration.
     pub config: ServerConfig,
+    /// Draws and load for a stack that models its processing time.
+    pub processing: Processing,
 }
 
 /// The layers a stack is made of, for naming where a failure happened.
@@ -237,6 +243,12 @@ pub trait ServerStack: Send + Sync {
     /// them as *not judged*, never as passed.
     fn not_judged(&self) -> Vec<(&'static str, &'static str)> {
         Vec::new()
+    }
+    /// Does the stack model its own processing time (so that `[server] cost`
+    /// and a `slow` fault change what it does)? A stack that does not runs
+    /// its code in no virtual time, and a busy host cannot slow it.
+    fn models_cost(&self) -> bool {
+        false
     }
 }
 

@@ -26,7 +26,8 @@ use crate::oracles::{self, AppliedFault, EndState, Failure, Observations};
 use crate::rng::Seeds;
 use crate::scenario::{FaultKind, SERVER_HOST, Scenario};
 use crate::servers::{
-    self, HttpLog, Ids, ProbeSlot, ServerConfig, ServerEnv, Signal, Signals, StackRef,
+    self, HttpLog, Ids, Load, ProbeSlot, Processing, ServerConfig, ServerEnv, Signal, Signals,
+    StackRef,
 };
 
 /// How a run ended.
@@ -102,6 +103,9 @@ struct ServerHost {
     probe: ProbeSlot,
     listening: Rc<Cell<bool>>,
     config: ServerConfig,
+    /// How busy the host is (`slow` faults); outlives every process.
+    load: Load,
+    tick: Duration,
 }
 
 struct ClientSlot {
@@ -180,6 +184,8 @@ fn simulate(
         probe: ProbeSlot::default(),
         listening: Rc::new(Cell::new(false)),
         config: scenario.server.clone(),
+        load: Load::default(),
+        tick: scenario.tick,
     });
     {
         let server = server.clone();
@@ -202,6 +208,12 @@ fn simulate(
                     incarnation: inc,
                     listening: st.listening.clone(),
                     config: st.config.clone(),
+                    processing: Processing {
+                        mode: st.config.cost,
+                        rng: st.seeds.stream(&format!("server-cost/{inc}")),
+                        tick: st.tick,
+                        load: st.load.clone(),
+                    },
                 };
                 st.stack.run(env).await;
                 Ok(())
@@ -317,7 +329,7 @@ fn simulate(
         while next < schedule.len() && schedule[next].at <= now {
             let f = &schedule[next];
             tracing::info!(target: "mcpsim::fault", "{}", f.kind);
-            apply(&mut sim, &f.kind, &server.signals, &abandon);
+            apply(&mut sim, &f.kind, &server.signals, &server.load, &abandon);
             match &f.kind {
                 FaultKind::Shutdown { .. } => shutdown_pending = true,
                 FaultKind::Crash { host } | FaultKind::Restart { host } if host == SERVER_HOST => {
@@ -466,6 +478,7 @@ fn apply(
     sim: &mut turmoil::Sim<'_>,
     kind: &FaultKind,
     signals: &Signals,
+    load: &Load,
     abandon: &BTreeMap<String, Rc<Notify>>,
 ) {
     match kind {
@@ -483,5 +496,6 @@ fn apply(
             }
         }
         FaultKind::Shutdown { .. } => signals.raise(Signal::Terminate),
+        FaultKind::Slow { factor, .. } => load.set(*factor),
     }
 }

@@ -160,7 +160,7 @@ pub fn render(v: &RunView) -> String {
                 over(if a == SERVER_HOST { b } else { a })
             }
             FaultKind::Abandon { client } => id_of(client),
-            FaultKind::Shutdown { .. } => "H,A".to_string(),
+            FaultKind::Shutdown { .. } | FaultKind::Slow { .. } => "H,A".to_string(),
         };
         items.push(Item {
             at: f.at,

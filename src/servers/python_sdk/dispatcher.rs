@@ -29,6 +29,8 @@ use super::anyio::{
     CancelScope, Cx, Event, Exc, MemoryRecv, MemorySend, PyResult, TaskGroup, memory_object_stream,
     task_group,
 };
+use super::cost::Step;
+use super::event_loop;
 use super::pydict::PyDict;
 use super::release::Release;
 use super::session::{HandlerCount, Running};
@@ -254,6 +256,9 @@ impl Dispatcher {
             }
             ReadItem::Message(sm) => sm,
         };
+        // `_dispatch(item)`: the message's `DispatchContext(...)`, its
+        // `CancelScope`, `_in_flight[...]`, `tg.start_soon(...)`.
+        event_loop::charge(Step::ValidateRequest).await;
         let meta = sm.inbound.clone();
         match sm.message {
             Message::Request { id, method, params } => {
@@ -527,6 +532,8 @@ impl Dispatcher {
         params: Option<&Value>,
         dctx: &Rc<DispatchContext>,
     ) -> PyResult<Value> {
+        // `validate_client_request(...)`, the handler lookup, the `Context`.
+        event_loop::charge(Step::Dispatch).await;
         if Release::V2_3.is_client_request_method(method) {
             // `_methods.validate_client_request(method, version, params)`.
             tools::validate_params(method, params)?;
@@ -571,7 +578,11 @@ impl Dispatcher {
         }
         match method {
             "ping" => Ok(json!({})),
-            "tools/list" => Ok(tools::list()),
+            "tools/list" => {
+                // `ToolManager.list_tools()`, `ListToolsResult(...)`.
+                event_loop::charge(Step::ListTools).await;
+                Ok(tools::list())
+            }
             "tools/call" => {
                 let session = Session { dctx: dctx.clone() };
                 let ctx = ToolContext { session: &session };
@@ -609,6 +620,8 @@ impl Dispatcher {
     /// `_write_result` / `_write_error`: a closed write stream drops it at
     /// debug.
     async fn write_result(&self, cx: &Cx, message: Message) -> PyResult<()> {
+        // `JSONRPCResponse(...)` / `JSONRPCError(...)`, its `model_dump`.
+        event_loop::charge(Step::Respond).await;
         match self.write_message(cx, message, None).await {
             Err(Exc::BrokenResource | Exc::ClosedResource) => {
                 tracing::debug!(target: "mcp.shared.jsonrpc_dispatcher", "dropped answer: write stream closed");
@@ -672,6 +685,8 @@ impl Dispatcher {
             tracing::debug!(target: "mcp.shared.jsonrpc_dispatcher", "dropped {method}: dispatcher closed");
             return Ok(());
         }
+        // `JSONRPCNotification(...)`, its `model_dump`, the write.
+        event_loop::charge(Step::Notify).await;
         let message = Message::Notification {
             method: method.into(),
             params: Some(params),
@@ -706,6 +721,8 @@ impl Dispatcher {
                 "JSONRPCDispatcher.send_raw_request called before run()".into(),
             ));
         }
+        // `JSONRPCRequest(...)`, its `model_dump`, the write.
+        event_loop::charge(Step::Notify).await;
         // `_allocate_id`: ids start at 1.
         let mut request_id = self.next_id.get() + 1;
         while self

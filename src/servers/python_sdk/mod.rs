@@ -17,12 +17,16 @@
 //!                    dispatcher.rs (2.3: JSONRPCDispatcher + ServerRunner) → tools.rs
 //! ```
 //!
-//! All of it runs on [`anyio`], the model of Python's async semantics. A
-//! stack is a [`Model`]: a [`Release`] in a [`Variant`], each variant one
-//! named change.
+//! All of it runs on [`anyio`], the model of Python's async semantics, on
+//! one [`event_loop`] per process, where each step of Python code takes the
+//! time [`cost`] says the real release takes (`[server] cost = "zero"`
+//! leaves it out). A stack is a [`Model`]: a [`Release`] in a [`Variant`],
+//! each variant one named change.
 
 pub mod anyio;
+pub mod cost;
 mod dispatcher;
+pub mod event_loop;
 mod event_store;
 mod pydict;
 pub mod release;
@@ -84,14 +88,23 @@ impl ServerStack for PythonSdk {
         }
     }
 
-    fn run(&self, env: ServerEnv) -> LocalBoxFuture<'static, ()> {
+    fn run(&self, mut env: ServerEnv) -> LocalBoxFuture<'static, ()> {
         let model = self.model;
         Box::pin(async move {
             // The process: everything it spawns lives in this local set and
-            // dies with it when the process exits, closing its sockets.
+            // dies with it when the process exits, closing its sockets; all
+            // of it runs on the process's one event loop.
+            let processing = std::mem::take(&mut env.processing);
+            let event_loop = event_loop::EventLoop::new(model.release, processing);
             let process = tokio::task::LocalSet::new();
-            process.run_until(process_main(model, env)).await;
+            process
+                .run_until(event_loop.run(process_main(model, env)))
+                .await;
         })
+    }
+
+    fn models_cost(&self) -> bool {
+        true
     }
 }
 
@@ -146,6 +159,10 @@ impl tower::Service<AsgiCall> for StarletteApp {
     fn call(&mut self, call: AsgiCall) -> AsgiFuture {
         let manager = self.manager.clone();
         Box::pin(async move {
+            // Starlette → ServerErrorMiddleware → ExceptionMiddleware → Router
+            // (matches /mcp) → StreamableHTTPASGIApp → handle_request → the
+            // transport's request checks.
+            event_loop::charge(cost::Step::Route).await;
             let started = Rc::new(std::cell::Cell::new(false));
             let send: Rc<dyn crate::asgi::Send> = Rc::new(NoteStart {
                 inner: call.send.clone(),

@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 use super::anyio::{
     CancelScope, Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
 };
+use super::cost::Step;
+use super::event_loop;
 use super::pydict::PyDict;
 use super::release::Release;
 use super::tools::{self, ToolContext, ToolSession};
@@ -200,6 +202,9 @@ impl ServerSession {
             return Ok(());
         }
         r.completed.set(true);
+        // `_send_response`: `JSONRPCResponse(..., result=response.model_dump(
+        // by_alias=True, mode="json", exclude_none=True))`, then the write.
+        event_loop::charge(Step::Respond).await;
         let message = match result {
             Ok(result) => Message::Response {
                 id: r.id.clone(),
@@ -267,6 +272,9 @@ impl ServerSession {
                 ReadItem::Exception(e) => self.incoming_tx.send(cx, Incoming::Exception(e)).await?,
                 ReadItem::Message(sm) => match sm.message {
                     Message::Request { id, method, params } => {
+                        // `self._receive_request_type.model_validate(message.
+                        // message.root.model_dump(...))`, `RequestResponder(...)`.
+                        event_loop::charge(Step::ValidateRequest).await;
                         let validated = validate_request(&method, params.as_ref());
                         let responder = Rc::new(Responder {
                             id: id.clone(),
@@ -310,6 +318,8 @@ impl ServerSession {
                         }
                     }
                     Message::Notification { method, params } => {
+                        // `self._receive_notification_type.model_validate(...)`.
+                        event_loop::charge(Step::ValidateRequest).await;
                         let r: PyResult<()> = async {
                             if method == "notifications/cancelled" {
                                 let target = params
@@ -474,6 +484,8 @@ impl ServerSession {
         params: Value,
         related_request_id: Option<&Value>,
     ) -> PyResult<()> {
+        // `ServerNotification(...)`, `model_dump(...)`, the write.
+        event_loop::charge(Step::Notify).await;
         self.write_stream
             .send(
                 cx,
@@ -497,6 +509,8 @@ impl ServerSession {
         params: Value,
         related_request_id: Option<&Value>,
     ) -> PyResult<Message> {
+        // `ServerRequest(...)`, `model_dump(...)`, the write.
+        event_loop::charge(Step::Notify).await;
         let id = self.next_request_id.get();
         self.next_request_id.set(id + 1);
         let key = flight_key(&json!(id));
@@ -530,10 +544,17 @@ impl ServerSession {
     }
 
     async fn handle_request(self: &Rc<Self>, cx: &Cx, r: &Responder) -> PyResult<()> {
+        // `Server.run` → `tg.start_soon(self._handle_message, ...)` →
+        // `_handle_request`: the handler lookup, `request_ctx.set(...)`.
+        event_loop::charge(Step::Dispatch).await;
         tracing::info!(target: "mcp.server.lowlevel.server", "Processing request of type {}", request_type(&r.method));
         let handled: PyResult<Result<Value, Value>> = match r.method.as_str() {
             "ping" => Ok(Ok(json!({}))),
-            "tools/list" => Ok(Ok(tools::list())),
+            "tools/list" => {
+                // `ToolManager.list_tools()`, `ListToolsResult(...)`.
+                event_loop::charge(Step::ListTools).await;
+                Ok(Ok(tools::list()))
+            }
             "tools/call" => {
                 let session = ToolCtx {
                     session: self.clone(),

@@ -32,7 +32,9 @@ use serde_json::json;
 use crate::servers::Ids;
 
 use super::anyio::{Cx, Event, Exc, Lock, PyResult, TaskGroup, TaskStatus, task_group};
+use super::cost::Step;
 use super::dispatcher;
+use super::event_loop;
 use super::event_store::InMemoryEventStore;
 use super::pydict::PyDict;
 use super::release::{Dispatch, Release, UnknownSession};
@@ -245,6 +247,9 @@ impl SessionManager {
         send: Rc<dyn Send>,
     ) -> PyResult<()> {
         tracing::debug!(target: "mcp.server.streamable_http_manager", "Stateless mode: Creating new transport for this request");
+        // `StreamableHTTPServerTransport(...)`, `await self._task_group.start(
+        // run_stateless_server)` and the server it runs: new every time.
+        event_loop::charge(Step::NewSession).await;
         let transport = self.new_transport(None);
         let (t, handlers, release) = (transport.clone(), self.handlers.clone(), self.release);
         let started = tg
@@ -314,6 +319,10 @@ impl SessionManager {
             return self
                 .session_creation_lock
                 .with(cx, async |cx| {
+                    // `uuid4().hex`, `StreamableHTTPServerTransport(...)`, `await
+                    // self._task_group.start(run_server)` and `server.run(...)`'s
+                    // set-up — all under the lock in 1.20.
+                    event_loop::charge(Step::NewSession).await;
                     let transport = self.register_session();
                     self.start_server_task(cx, tg, &transport).await?;
                     transport.handle_request(cx, scope, receive, send).await
@@ -371,6 +380,9 @@ impl SessionManager {
     ) -> PyResult<()> {
         let status = Rc::new(Cell::new(None));
         let r: PyResult<()> = async {
+            // `await self._task_group.start(run_server)` and the runner's
+            // set-up, outside the lock in 2.3.
+            event_loop::charge(Step::NewSession).await;
             self.start_server_task(cx, tg, &transport).await?;
             // status = await _send_and_report_status(http_transport.handle_request, ...)
             let watch: Rc<dyn Send> = Rc::new(WatchStatus {
@@ -620,7 +632,7 @@ impl Lifespan for ManagerLifespan {
     fn startup<'a>(&'a self, _cx: &'a Cx) -> LocalBoxFuture<'a, PyResult<()>> {
         Box::pin(async move {
             let m = self.0.clone();
-            crate::task::spawn("lifespan", async move {
+            super::event_loop::spawn("lifespan", async move {
                 let cx = Cx::root();
                 if let Err(e) = m.run(cx).await {
                     tracing::error!(target: "uvicorn.error", "lifespan failed: {e}");

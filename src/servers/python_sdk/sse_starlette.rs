@@ -39,6 +39,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::anyio::{Cx, Event, Exc, Lock, MemoryRecv, PyResult, task_group};
+use super::cost::Step;
 use super::release::Release;
 use crate::asgi::{Incoming, LocalBoxFuture, Outgoing, Receive, Send};
 use crate::time::fmt_duration;
@@ -155,9 +156,9 @@ impl AppStatus {
         let me = self.clone();
         // `loop.create_task(_shutdown_watcher())`: a task of the loop, in no
         // task group; it lives until it has broadcast, or the process ends.
-        crate::task::spawn("sse_starlette._shutdown_watcher", async move {
+        super::event_loop::spawn("sse_starlette._shutdown_watcher", async move {
             while !me.should_exit.get() {
-                tokio::time::sleep(period).await;
+                super::event_loop::sleep(period).await;
             }
             // Shutdown detected - broadcast to all waiting events.
             let events: Vec<Event> = me.events.borrow().values().cloned().collect();
@@ -334,6 +335,8 @@ async fn stream_response(cx: &Cx, s: &Shared, send: &dyn Send) -> PyResult<()> {
     .await?;
     s.start_sent.set(true);
     while let Some(data) = s.body_iterator.next(cx).await? {
+        // `chunk = ensure_bytes(data, self.sep)`.
+        super::event_loop::charge(Step::SseChunk).await;
         let chunk = data.encode(s.sep);
         tracing::debug!(target: "sse_starlette.sse", "chunk: {:?}", String::from_utf8_lossy(&chunk));
         let (scope, r) = cx
@@ -375,7 +378,11 @@ async fn stream_response(cx: &Cx, s: &Shared, send: &dyn Send) -> PyResult<()> {
                     more_body: false,
                 },
             )
-            .await
+            .await?;
+            // The lock released, `cancel_on_finish` cancels the response's
+            // group and its tasks unwind: work after the final body.
+            super::event_loop::charge(Step::Finish).await;
+            Ok(())
         })
         .await
 }

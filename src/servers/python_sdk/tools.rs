@@ -19,6 +19,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::anyio::{Cx, PyResult};
+use super::cost::Step;
+use super::event_loop;
 use crate::asgi::LocalBoxFuture;
 use crate::mcp::Message;
 use crate::mcp::tools::{self, text_result};
@@ -78,6 +80,22 @@ pub async fn call(cx: &Cx, params: Option<&Value>, ctx: &ToolContext<'_>) -> PyR
         .and_then(Value::as_str)
         .unwrap_or("");
     let args = params.and_then(|p| p.get("arguments"));
+    // `ToolManager.call_tool` → `Tool.run` → `call_fn_with_arg_validation`:
+    // pydantic validates the arguments before the function runs.
+    event_loop::charge(Step::CallTool).await;
+    let result = run_tool(cx, name, args, ctx).await?;
+    // `_convert_to_content(result)`, `CallToolResult(...)`.
+    event_loop::charge(Step::ToolResult).await;
+    Ok(result)
+}
+
+/// The tool function itself.
+async fn run_tool(
+    cx: &Cx,
+    name: &str,
+    args: Option<&Value>,
+    ctx: &ToolContext<'_>,
+) -> PyResult<Value> {
     match name {
         "get_greeting" => Ok(text_result(
             tools::text(name, args).unwrap_or_default(),

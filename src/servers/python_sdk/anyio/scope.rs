@@ -20,6 +20,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::exc::{Exc, PyResult};
+use crate::servers::python_sdk::event_loop;
 
 struct Node {
     /// The enclosing scope, known once the scope is entered (a scope made
@@ -95,8 +96,8 @@ impl CancelScope {
         let Some(at) = at else { return };
         // Weak: a scope nobody holds any more has nobody left to cancel.
         let scope = Rc::downgrade(&self.0);
-        let timer = crate::task::spawn("anyio.deadline", async move {
-            tokio::time::sleep_until(at).await;
+        let timer = event_loop::spawn("anyio.deadline", async move {
+            event_loop::sleep_until(at).await;
             if let Some(node) = scope.upgrade()
                 && node.deadline_gen.get() == generation
             {
@@ -363,7 +364,7 @@ impl Cx {
         if delay.is_zero() {
             return self.checkpoint().await;
         }
-        self.wait(tokio::time::sleep(delay)).await
+        self.wait(event_loop::sleep(delay)).await
     }
 
     /// `with anyio.move_on_after(timeout) as scope:` — `None` never times out
@@ -397,8 +398,8 @@ impl Cx {
         let inner = self.enter(&scope);
         let timer = timeout.map(|t| {
             let s = scope.clone();
-            tokio::task::spawn_local(async move {
-                tokio::time::sleep(t).await;
+            event_loop::spawn("anyio.move_on_after", async move {
+                event_loop::sleep(t).await;
                 s.cancel();
             })
         });

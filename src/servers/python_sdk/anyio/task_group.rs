@@ -107,7 +107,7 @@ impl TaskGroup {
         self.st.live.set(self.st.live.get() + 1);
         let st = self.st.clone();
         let scope = self.scope.clone();
-        crate::task::spawn(name, async move {
+        crate::servers::python_sdk::event_loop::spawn(name, async move {
             let result = fut.await;
             st.live.set(st.live.get() - 1);
             let mut to_group = result.err();

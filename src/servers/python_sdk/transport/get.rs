@@ -16,6 +16,8 @@
 use std::rc::Rc;
 
 use super::super::anyio::{Cx, Exc, PyResult, memory_object_stream};
+use super::super::cost::Step;
+use super::super::event_loop;
 use super::super::release::Release;
 use super::super::sse_starlette::ServerSentEvent;
 use super::super::starlette::Request;
@@ -59,6 +61,8 @@ impl Transport {
                 .call(cx, &*send)
                 .await;
         }
+        // The standalone stream's `EventSourceResponse(...)` and its tasks.
+        event_loop::charge(Step::OpenStream).await;
         let (sse_tx, sse_rx) = memory_object_stream::<ServerSentEvent>(0);
         let (sse_tx, sse_rx) = (Rc::new(sse_tx), Rc::new(sse_rx));
         let data_sender = {
@@ -131,6 +135,8 @@ impl Transport {
             .header("mcp-protocol-version")
             .unwrap_or(crate::mcp::DEFAULT_NEGOTIATED_VERSION)
             .to_string();
+        // The replay's `EventSourceResponse(...)` and its tasks.
+        event_loop::charge(Step::OpenStream).await;
         let (sse_tx, sse_rx) = memory_object_stream::<ServerSentEvent>(0);
         let (sse_tx, sse_rx) = (Rc::new(sse_tx), Rc::new(sse_rx));
         let data_sender = {
@@ -147,6 +153,9 @@ impl Transport {
                                 return Ok(());
                             };
                             for ev in &events {
+                                // `await send_callback(EventMessage(...))` →
+                                // `_create_event_data(...)`.
+                                event_loop::charge(Step::EncodeEvent).await;
                                 sse_tx.send(&cx, sse_event(ev)).await?;
                                 // The deque's iterator, resumed after the
                                 // await, fails if the router stored meanwhile.
@@ -243,6 +252,8 @@ async fn pump(
     sse_tx: &super::super::anyio::MemorySend<ServerSentEvent>,
 ) -> PyResult<()> {
     while let Some(ev) = rx.next(cx).await? {
+        // `self._create_event_data(event_message)`.
+        event_loop::charge(Step::EncodeEvent).await;
         sse_tx.send(cx, sse_event(&ev)).await?;
     }
     Ok(())

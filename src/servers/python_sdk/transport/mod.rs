@@ -39,6 +39,8 @@ use std::time::Duration;
 use super::anyio::{
     CancelScope, Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
 };
+use super::cost::Step;
+use super::event_loop;
 use super::event_store::InMemoryEventStore;
 use super::pydict::PyDict;
 use super::release::Release;
@@ -425,6 +427,8 @@ impl Transport {
         if !self.validate_request_headers(cx, request, &*send).await? {
             return Ok(());
         }
+        // `await self.terminate()`: every stream closed.
+        event_loop::charge(Step::Terminate).await;
         self.terminate();
         self.json_response(None, 200).call(cx, &*send).await
     }
@@ -679,6 +683,9 @@ impl Transport {
     ) -> PyResult<()> {
         let r: PyResult<()> = async {
             while let Some(sm) = reader.next(&cx).await? {
+                // `async for session_message in write_stream_reader:` — its
+                // target, `store_event(...)`, the send to its stream.
+                event_loop::charge(Step::RouteMessage).await;
                 let target = if sm.message.is_response() {
                     // 1.20: str(message.root.id); 2.3: "Null-id errors (e.g.,
                     // parse errors) fall through to the GET stream".

@@ -11,6 +11,8 @@ use serde_json::Value;
 use super::super::anyio::{
     Cx, Exc, MemoryRecv, MemorySend, PyResult, memory_object_stream, task_group,
 };
+use super::super::cost::Step;
+use super::super::event_loop;
 use super::super::release::Release;
 use super::super::sse_starlette::ServerSentEvent;
 use super::super::starlette::Request;
@@ -86,6 +88,9 @@ impl Transport {
                 .await;
         }
         let body = request.body(cx).await?;
+        // `json.loads(body)`, `JSONRPCMessage.model_validate(raw_message)`,
+        // the session and protocol-version header checks below.
+        event_loop::charge(Step::ParseMessage).await;
         let raw: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
@@ -197,6 +202,9 @@ impl Transport {
                 .await;
         }
 
+        // The request stream, `EventSourceResponse(...)`, `async with
+        // anyio.create_task_group() as tg: tg.start_soon(response, ...)`.
+        event_loop::charge(Step::OpenStream).await;
         let (sse_tx, sse_rx) = memory_object_stream::<ServerSentEvent>(0);
         let (sse_tx, sse_rx) = (Rc::new(sse_tx), Rc::new(sse_rx));
         let data_sender = {
@@ -277,7 +285,11 @@ impl Transport {
             // 2.3: "`message_router` deposits only this request's own
             // response here".
             let response = match reader.receive(cx).await {
-                Ok(ev) => self.json_response(Some(&ev.message), 200),
+                Ok(ev) => {
+                    // `self._create_json_response(event_message.message)`
+                    event_loop::charge(Step::EncodeEvent).await;
+                    self.json_response(Some(&ev.message), 200)
+                }
                 Err(Exc::EndOfStream | Exc::ClosedResource) => {
                     tracing::debug!(target: "mcp.server.streamable_http", "Session terminated with request {request_id} in flight; no response to send");
                     self.error_response(
@@ -304,7 +316,11 @@ impl Transport {
                 }
             }
             match response {
-                Some(m) => self.json_response(Some(&m), 200).call(cx, &*send).await,
+                Some(m) => {
+                    // `self._create_json_response(event_message.message)`
+                    event_loop::charge(Step::EncodeEvent).await;
+                    self.json_response(Some(&m), 200).call(cx, &*send).await
+                }
                 None => {
                     tracing::error!(target: "mcp.server.streamable_http", "No response message received before stream closed");
                     self.error_response(
@@ -352,6 +368,9 @@ impl Transport {
                     body_sent.set(true);
                 }
                 while let Some(ev) = reader.next(&cx).await? {
+                    // `event_data = self._create_event_data(event_message)`:
+                    // `message.model_dump_json(by_alias=True, exclude_none=True)`.
+                    event_loop::charge(Step::EncodeEvent).await;
                     sse_tx.send(&cx, sse_event(&ev)).await?;
                     body_sent.set(true);
                     if ev.message.is_response() {

@@ -19,6 +19,8 @@ use super::body::{AsgiBody, BodyChannel};
 use super::server::{ConnState, ServerState};
 use crate::asgi::{self, HostView, Incoming, LocalBoxFuture, Outgoing};
 use crate::servers::python_sdk::anyio::{Cx, Event, Exc, PyResult};
+use crate::servers::python_sdk::cost::Step;
+use crate::servers::python_sdk::event_loop;
 
 /// The hyper response head, handed back to the connection on
 /// `http.response.start`.
@@ -140,6 +142,9 @@ impl Cycle {
                     message.type_name()
                 )));
             };
+            // `self.conn.send(h11.Response(...))`, `self.transport.write(output)`,
+            // the access log line.
+            event_loop::charge(Step::SendStart).await;
             self.response_started.set(true);
             tracing::info!(
                 target: "uvicorn.access",
@@ -173,6 +178,9 @@ impl Cycle {
                     message.type_name()
                 )));
             };
+            // `self.conn.send(h11.Data(data=body))` (and `h11.EndOfMessage()`),
+            // `self.transport.write(output)`.
+            event_loop::charge(Step::SendBody).await;
             if self.method != "HEAD" {
                 self.out.push(body);
             }

@@ -28,6 +28,8 @@ use super::body::AsgiBody;
 use super::cycle::{Callables, Cycle};
 use crate::asgi::{AsgiApp, AsgiCall, LocalBoxFuture, Scope};
 use crate::servers::python_sdk::anyio::{Cx, Event, PyResult, TaskHandle};
+use crate::servers::python_sdk::cost::Step;
+use crate::servers::python_sdk::event_loop;
 use crate::servers::{Conn, Listener, Signal, Signals};
 
 /// The parts of uvicorn's `Config` the model honours.
@@ -136,11 +138,13 @@ impl Server {
 
         let accept = {
             let state = self.state.clone();
-            crate::task::spawn("uvicorn.accept", async move {
+            event_loop::spawn("uvicorn.accept", async move {
                 loop {
                     match listener.accept().await {
                         Ok((io, peer)) => {
-                            crate::task::spawn(
+                            // `connection_made` runs when the loop gets to it.
+                            event_loop::settle().await;
+                            event_loop::spawn(
                                 "uvicorn.connection",
                                 serve_connection(io, peer, state.clone(), app.clone()),
                             );
@@ -159,7 +163,7 @@ impl Server {
         let signal_task = {
             let should_exit = self.should_exit.clone();
             let hooks = self.exit_hooks.clone();
-            crate::task::spawn("uvicorn.signals", async move {
+            event_loop::spawn("uvicorn.signals", async move {
                 loop {
                     let Signal::Terminate = signals.recv().await;
                     // Server.handle_exit, possibly patched.
@@ -173,7 +177,7 @@ impl Server {
 
         // main_loop(): check `should_exit` every 0.1 s.
         while !self.should_exit.get() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            event_loop::sleep(Duration::from_millis(100)).await;
         }
 
         // shutdown()
@@ -184,12 +188,18 @@ impl Server {
         for c in conns {
             c.shutdown();
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        event_loop::sleep(Duration::from_millis(100)).await;
         let wait = wait_tasks_to_complete(&self.state);
         match self.config.timeout_graceful_shutdown {
             None => wait.await,
             Some(t) => {
-                if tokio::time::timeout(t, wait).await.is_err() {
+                // asyncio.wait_for(self._wait_tasks_to_complete(), timeout=...)
+                let timed_out = tokio::select! {
+                    biased;
+                    () = wait => false,
+                    () = event_loop::sleep(t) => true,
+                };
+                if timed_out {
                     let tasks: Vec<TaskHandle> =
                         self.state.tasks.borrow().values().cloned().collect();
                     tracing::error!(
@@ -217,13 +227,13 @@ async fn wait_tasks_to_complete(state: &ServerState) {
     if !state.connections.borrow().is_empty() {
         tracing::info!(target: "uvicorn.error", "Waiting for connections to close. (CTRL+C to force quit)");
         while !state.connections.borrow().is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            event_loop::sleep(Duration::from_millis(100)).await;
         }
     }
     if !state.tasks.borrow().is_empty() {
         tracing::info!(target: "uvicorn.error", "Waiting for background tasks to complete. (CTRL+C to force quit)");
         while !state.tasks.borrow().is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            event_loop::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -285,8 +295,9 @@ async fn serve_connection<A: AsgiApp>(
         }
     );
     // asyncio delivers connection_lost through its ready queue: the task that
-    // a request just created runs first.
+    // a request just created runs first, and the step running now ends first.
     tokio::task::yield_now().await;
+    event_loop::settle().await;
     state.connections.borrow_mut().remove(&conn.id);
     let cycle = conn.cycle.borrow().clone();
     if let Some(cycle) = cycle {
@@ -331,9 +342,12 @@ fn on_request<A: AsgiApp>(
     // h11 feeds body events to the cycle as they arrive.
     let mut body = req.into_body();
     let pump_cycle = cycle.clone();
-    crate::task::spawn("uvicorn.request_body", async move {
+    event_loop::spawn("uvicorn.request_body", async move {
         loop {
-            match body.frame().await {
+            let frame = body.frame().await;
+            // `data_received` / `connection_lost` run when the loop gets to them.
+            event_loop::settle().await;
+            match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         pump_cycle.body_received(&data);
@@ -365,13 +379,17 @@ fn on_request<A: AsgiApp>(
     state.tasks.borrow_mut().insert(task_id, cx.task());
     let run_cycle = cycle.clone();
     let run_state = state.clone();
-    crate::task::spawn("uvicorn.run_asgi", async move {
+    event_loop::spawn("uvicorn.run_asgi", async move {
         let call = AsgiCall {
             cx: cx.clone(),
             scope,
             receive: Rc::new(Callables(run_cycle.clone())),
             send: Rc::new(Callables(run_cycle.clone())),
         };
+        // h11 parsed the head in `data_received` → `handle_events`, made the
+        // cycle and `self.loop.create_task(self.cycle.run_asgi(app))`; the
+        // task runs when the loop gets to it.
+        event_loop::charge(Step::RequestHead).await;
         let result = match poll_fn(|c| app.poll_ready(c)).await {
             Ok(()) => app.call(call).await,
             Err(e) => Err(e),
