@@ -81,6 +81,10 @@ pub struct EventLoop {
     /// step that ends earlier never wakes its task later than one that ends
     /// after it.
     thresholds: RefCell<BTreeMap<Instant, u64>>,
+    /// Tasks asleep until a tick that their work, rounded up, ended before:
+    /// by the tick they wake at. Their steps were done before that tick
+    /// began, so they go before anything that arrives at it.
+    rounded_up: RefCell<BTreeMap<Instant, u32>>,
     /// Steps that have run once in this process: the first of each kind
     /// pays its cold cost (imports, pydantic building its validators).
     warm: RefCell<BTreeSet<Step>>,
@@ -98,6 +102,7 @@ impl EventLoop {
             busy_until: Cell::new(None),
             resumed: Cell::new(None),
             thresholds: RefCell::new(BTreeMap::new()),
+            rounded_up: RefCell::new(BTreeMap::new()),
             warm: RefCell::new(BTreeSet::new()),
         })
     }
@@ -149,12 +154,34 @@ impl EventLoop {
     }
 
     async fn settle(&self) {
-        if let Some(end) = self.busy_until.get()
-            && end > Instant::now()
-        {
-            self.wait_until(end).await;
-            // Steps that end in this tick were queued first: let their
-            // tasks run before this callback.
+        // Something arrived at this tick, from outside. It is handled after
+        // the step running now, and after every step of work that really
+        // ended before this tick began: the tasks woken at this tick by
+        // rounding, and the chain of steps they set off while its ledger
+        // stays short of the tick (each turn lets the ready tasks take one
+        // step; bounded, for a chain that never ends).
+        let mut last = None;
+        for _ in 0..256 {
+            let now = Instant::now();
+            let busy = self.busy_until.get();
+            if let Some(end) = busy
+                && end > now
+            {
+                self.wait_until(end).await;
+                last = None;
+                continue;
+            }
+            let woken = self
+                .rounded_up
+                .borrow()
+                .range(..=now)
+                .any(|(_, n)| *n > 0);
+            let chain = matches!(self.resumed.get(), Some((tick, _)) if tick == now)
+                && (last.is_none() || last != Some(busy));
+            if !woken && !chain {
+                break;
+            }
+            last = Some(busy);
             tokio::task::yield_now().await;
         }
     }
@@ -181,6 +208,7 @@ impl EventLoop {
         let tick = self.tick.as_nanos();
         let mut ticks = ahead / tick;
         let rem = ahead % tick;
+        let mut up = false;
         if rem > 0 {
             let floor = now + Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX));
             let theta = {
@@ -194,10 +222,12 @@ impl EventLoop {
             };
             if rem > u128::from(theta) {
                 ticks += 1;
+                up = true;
             }
         }
         if ticks > 0 {
             let wait = Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX));
+            let _mark = up.then(|| RoundedUp::mark(&self.rounded_up, now + wait));
             tokio::time::sleep(wait).await;
         }
         let woke = Instant::now();
@@ -207,6 +237,32 @@ impl EventLoop {
                 _ => end,
             };
             self.resumed.set(Some((woke, exact)));
+        }
+    }
+}
+
+/// A task asleep until a tick its work ended before (see
+/// `EventLoop::rounded_up`); unmarked when it wakes, or is dropped.
+struct RoundedUp<'a> {
+    map: &'a RefCell<BTreeMap<Instant, u32>>,
+    at: Instant,
+}
+
+impl<'a> RoundedUp<'a> {
+    fn mark(map: &'a RefCell<BTreeMap<Instant, u32>>, at: Instant) -> Self {
+        *map.borrow_mut().entry(at).or_insert(0) += 1;
+        RoundedUp { map, at }
+    }
+}
+
+impl Drop for RoundedUp<'_> {
+    fn drop(&mut self) {
+        let mut m = self.map.borrow_mut();
+        if let Some(n) = m.get_mut(&self.at) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.at);
+            }
         }
     }
 }
@@ -253,7 +309,14 @@ where
     F::Output: 'static,
 {
     match running() {
-        Some(l) => crate::task::spawn(name, RUNNING.scope(l, fut)),
+        Some(l) => crate::task::spawn(
+            name,
+            RUNNING.scope(l, async move {
+                // A new task first runs when the loop gets to it.
+                settle().await;
+                fut.await
+            }),
+        ),
         None => crate::task::spawn(name, fut),
     }
 }

@@ -172,6 +172,7 @@ impl SessionManager {
             self.started.set();
             // yield: the application runs until the lifespan shuts down.
             self.stop.wait_raw().await;
+            event_loop::settle().await;
             tracing::info!(target: "mcp.server.streamable_http_manager", "StreamableHTTP session manager shutting down");
             tg.cancel_scope().cancel();
             *self.task_group.borrow_mut() = None;
@@ -639,6 +640,7 @@ impl Lifespan for ManagerLifespan {
                 }
             });
             self.0.started.wait_raw().await;
+            event_loop::settle().await;
             Ok(())
         })
     }
@@ -647,6 +649,7 @@ impl Lifespan for ManagerLifespan {
         Box::pin(async move {
             self.0.stop.set();
             self.0.stopped.wait_raw().await;
+            event_loop::settle().await;
             Ok(())
         })
     }

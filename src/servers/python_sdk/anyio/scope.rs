@@ -323,6 +323,7 @@ impl Cx {
     /// raise if cancelled.
     pub async fn checkpoint(&self) -> PyResult<()> {
         tokio::task::yield_now().await;
+        event_loop::settle().await;
         match self.pending_cancel() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -350,13 +351,20 @@ impl Cx {
     /// `task.cancel()` is thrown in even over a completed wait.
     pub async fn wait<F: Future>(&self, fut: F) -> PyResult<F::Output> {
         let key = self.scope.waiter_key();
-        Cancellable {
+        let mut waited = std::pin::pin!(Cancellable {
             cx: self,
             key,
             yielded: false,
+            suspended: false,
             fut,
+        });
+        let r = waited.as_mut().await;
+        // A task that was suspended resumes from the loop's ready queue:
+        // after the step running now, and those queued before it.
+        if *waited.as_mut().project().suspended {
+            event_loop::settle().await;
         }
-        .await
+        r
     }
 
     /// `anyio.sleep(delay)`.
@@ -417,6 +425,7 @@ pin_project_lite::pin_project! {
         cx: &'a Cx,
         key: u64,
         yielded: bool,
+        suspended: bool,
         #[pin]
         fut: F,
     }
@@ -441,6 +450,7 @@ impl<F: Future> Future for Cancellable<'_, F> {
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
+        *this.suspended = true;
         if this.cx.scope.effectively_cancelled() {
             // Delivered on the next iteration of the loop.
             if *this.yielded {
