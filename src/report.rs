@@ -48,6 +48,7 @@ pub fn json(o: &Outcome) -> Value {
         "verdict": if o.passed() { "pass" } else { "fail" },
         "failures": failures_json(&o.failures),
         "not_judged": o.not_judged.iter().map(|(n, why)| json!({"oracle": n, "why": why})).collect::<Vec<_>>(),
+        "notes": o.notes,
         "trace_hash": o.trace_hash,
         "virtual_time": fmt_duration(o.virtual_time),
         "wall_ms": (o.wall.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
@@ -133,6 +134,9 @@ pub fn human_with(o: &Outcome, replay: &str) -> String {
     s.push_str(&failure_lines(&o.failures));
     for (n, why) in &o.not_judged {
         let _ = writeln!(s, "  not judged: {n} ({why})");
+    }
+    for n in &o.notes {
+        let _ = writeln!(s, "  note: {n}");
     }
     if let Some(first) = o.failures.first() {
         let _ = writeln!(s, "  trace around {}:", fmt_duration(first.at));

@@ -52,6 +52,9 @@ pub struct Outcome {
     pub failures: Vec<Failure>,
     /// Oracles that cannot see this stack, and why: not judged, never passed.
     pub not_judged: Vec<(&'static str, &'static str)>,
+    /// What the run could not do as written, and why (a `slow` fault on a
+    /// stack that models no processing time).
+    pub notes: Vec<String>,
     /// The trace.
     pub trace: Vec<TraceLine>,
     /// Its hash.
@@ -158,6 +161,7 @@ fn simulate(
     let stack_name = stack.name();
     let layers = stack.layers();
     let not_judged = stack.not_judged();
+    let models_cost = stack.models_cost();
     let seeds = Seeds::new(seed);
     let schedule = expand(scenario)?;
 
@@ -439,6 +443,25 @@ fn simulate(
             cut_links: oracles::cut_links(&applied),
         },
     };
+    let mut notes = Vec::new();
+    if let Some(f) = applied
+        .iter()
+        .find(|f| matches!(f.kind, FaultKind::Slow { .. }))
+    {
+        let why = if !models_cost {
+            Some(format!("{stack_name} models no processing time"))
+        } else if scenario.server.cost == servers::CostMode::Zero {
+            Some("the scenario's [server] cost is \"zero\"".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            notes.push(format!(
+                "{} had nothing to slow: {why}, so a busy host changes nothing here",
+                f.kind
+            ));
+        }
+    }
     let mut failures = oracles::check_all(&observations);
     failures.retain(|f| !not_judged.iter().any(|(o, _)| *o == f.oracle));
     Ok(Outcome {
@@ -447,6 +470,7 @@ fn simulate(
         stack: stack_name.to_string(),
         failures,
         not_judged,
+        notes,
         trace_hash: trace_hash(&trace),
         trace,
         virtual_time,
