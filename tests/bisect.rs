@@ -89,10 +89,12 @@ fn shrinks_to_a_one_minimal_exact_schedule_with_exact_windows() {
     assert!(at(w.earliest) && at(w.latest));
     assert!(!at(w.earliest - tick) && !at(w.latest + tick));
     // The 2 s of the call, to the tick (whether the tick in which the tool
-    // finishes counts depends on the order of events inside that tick).
+    // finishes counts depends on the order of events inside that tick), and
+    // the few milliseconds the Python stack then takes to send the answer
+    // (its timer's lateness and the steps after it: the cost model's).
     let width = w.latest - w.earliest;
     assert!(
-        width.abs_diff(Duration::from_secs(2)) <= tick,
+        width + tick >= Duration::from_secs(2) && width <= Duration::from_millis(2010),
         "width {width:?}"
     );
 

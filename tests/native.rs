@@ -121,6 +121,7 @@ fn with_native(
                 incarnation: 0,
                 listening: Rc::new(Cell::new(false)),
                 config,
+                processing: mcpsim::servers::Processing::default(),
             };
             servers::stack("native").expect("native").run(env).await;
             Ok(())

@@ -81,8 +81,13 @@ fn the_shutdown_watcher_cuts_a_streaming_call_at_its_next_poll() {
         .find(|r| r.rpc.as_deref() == Some("tools/call slow_operation"))
         .expect("the call");
     let returned = call.returned.as_ref().expect("returned").at;
+    // At a poll of the 0.5 s watcher: each poll's timer fires up to 1.4 ms
+    // late (the cost model's timer lateness), and the cut takes a step.
     let since = (returned - first_sse).as_millis();
-    assert_eq!(since % 500, 0, "cut {since} ms after the watcher started");
+    assert!(
+        since >= 500 && since % 500 < 10,
+        "cut {since} ms after the watcher started"
+    );
     assert!(returned >= std::time::Duration::from_secs(1));
     // 1.20 lets the call finish.
     assert!(run_named("shutdown-during-call", 0, V120).passed());

@@ -2,7 +2,7 @@
 //! the crash time is drawn from [0s, 3s]; a seed shows missing-final-body
 //! exactly when the crash reaches the server while the call's SSE response is
 //! open and empty — after its http.response.start, before slow_operation
-//! finishes (2 s later).
+//! finishes (2 s later, and the few milliseconds the stack takes around it).
 
 mod common;
 
@@ -55,10 +55,13 @@ fn failing_seeds_disconnect_inside_the_open_empty_stream_and_passing_seeds_outsi
                 .disconnect_received_at
                 .expect("the app received http.disconnect");
             let finished = finished.expect("the tool ran to its end");
-            assert_eq!(
-                finished - start,
-                Duration::from_secs(2),
-                "seed {seed}: window width"
+            // The tool's 2 s, plus the Python stack's own time between the
+            // response's start and the tool's sleep (dispatch, argument
+            // validation) and the sleep's timer lateness: a few ms.
+            let width = finished - start;
+            assert!(
+                width >= Duration::from_secs(2) && width <= Duration::from_millis(2010),
+                "seed {seed}: window width {width:?}"
             );
             assert!(start <= seen && seen < finished, "seed {seed}");
             // The crash reached the server one link latency later (to the tick).

@@ -23,6 +23,18 @@ pub fn run_named(name: &str, seed: u64, stack: &str) -> Outcome {
     sim::run(&sc, seed, stack).unwrap_or_else(|e| panic!("run failed: {e}"))
 }
 
+/// Run a catalogue scenario with `[server] cost` set to `cost`.
+pub fn run_named_with_cost(
+    name: &str,
+    seed: u64,
+    stack: &str,
+    cost: mcpsim::servers::CostMode,
+) -> Outcome {
+    let mut sc = scenario::load(name).unwrap_or_else(|e| panic!("{e}"));
+    sc.server.cost = cost;
+    sim::run(&sc, seed, stack).unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
 /// The client's requests whose description is `what`.
 pub fn requests<'a>(o: &'a Outcome, client: &str, what: &str) -> Vec<&'a RequestRecord> {
     o.observations
