@@ -268,6 +268,8 @@ struct ManagedServer {
     dir: PathBuf,
     incarnation: u32,
     child: Option<tokio::process::Child>,
+    /// The host's load (`slow` faults), for whichever process runs.
+    throttle: super::throttle::Throttle,
 }
 
 impl ManagedServer {
@@ -306,6 +308,7 @@ impl ManagedServer {
                         .field("--server-cmd"),
                 )
             })?;
+        self.throttle.set_pid(child.id().unwrap_or(0));
         self.child = Some(child);
         Ok(())
     }
@@ -319,6 +322,8 @@ impl ManagedServer {
 
     /// SIGTERM: the server's own graceful shutdown.
     fn terminate(&mut self) {
+        // A stopped process takes its SIGTERM when it next runs.
+        self.throttle.resume_now();
         if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -451,6 +456,7 @@ async fn run(opts: DriveOptions, log: RealLog) -> Result<DriveOutcome, Error> {
                 dir,
                 incarnation: 0,
                 child: None,
+                throttle: super::throttle::Throttle::new(),
             };
             m.spawn()?;
             if !wait_listening(target.addr, Duration::from_secs(30)).await {
@@ -915,8 +921,8 @@ async fn apply(
             let (i, from_client) = link(from, to, hosts)?;
             hosts[i].proxy.repair_oneway(direction(from_client));
         }
-        FaultKind::Slow { .. } => {
-            return Err("a busy host is simulated only: drive does not load a real server".into());
+        FaultKind::Slow { factor, .. } => {
+            owned(server)?.throttle.set_factor(*factor);
         }
     }
     Ok(())

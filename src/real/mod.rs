@@ -16,6 +16,7 @@
 //! * [`observe`] — the document a real server serves so that `drive` can see
 //!   its ASGI records, error log and state.
 //! * [`report`] — how a drive is reported.
+//! * [`throttle`] — a busy host for a real server (the `slow` fault).
 
 pub mod drive;
 pub mod framing;
@@ -25,3 +26,4 @@ pub mod observe;
 pub mod proxy;
 pub mod report;
 pub mod serve;
+pub mod throttle;
