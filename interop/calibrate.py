@@ -427,6 +427,9 @@ def main() -> None:
     which.add_argument("--compare", action="store_true")
     p.add_argument("--print-scenario", action="store_true")
     p.add_argument("--gap", type=float, default=5.0, help="ms before each real request (default 5)")
+    p.add_argument("--check", type=float, metavar="TOLERANCE",
+                   help="with --compare: exit 1 unless, for every request kind seen warm, the model's mean "
+                        "arrival→final is within this fraction of the real one (0.35: from 1/1.35 to 1.35 times)")
     p.add_argument("--out", type=pathlib.Path)
     args = p.parse_args()
     global GAP_S
@@ -467,6 +470,26 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         for name, reqs in sets:
             (args.out / f"{name}.json").write_text(json.dumps(reqs, indent=1))
+    if args.check is not None:
+        if not args.compare:
+            sys.exit("calibrate.py: --check needs --compare")
+        real, model = sets[0][1], sets[1][1]
+        bad = []
+        for k in sorted({r["kind"] for r in real}):
+            def mean(rs):
+                xs = [segment(r, "sent", "final_body_at") for r in rs if r["kind"] == k and not r["cold"]]
+                xs = [x for x in xs if x is not None]
+                return statistics.fmean(xs) if xs else None
+            a, b = mean(real), mean(model)
+            if a is None or b is None:
+                continue
+            ratio = b / a
+            ok = 1 / (1 + args.check) <= ratio <= 1 + args.check
+            print(f"check {k}: real {a:.2f} ms, model {b:.2f} ms, ratio {ratio:.2f} {'ok' if ok else 'OUT OF BOUNDS'}")
+            if not ok:
+                bad.append(k)
+        if bad:
+            sys.exit(f"calibrate.py: the model's mean is more than {args.check:.0%} off the real one for: {', '.join(bad)}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,11 @@
 //!   session manager and request dispatch — in two releases (mcp 2.3.0,
 //!   today's, and 1.20.0, the seed's; what 2.3 changes is listed in one
 //!   file, [`servers::python_sdk::release`]) times three variants (as
-//!   released, the seed repro's fix, a real fix). [`servers::tower`] puts
+//!   released, the seed repro's fix, a real fix). Each step of its Python
+//!   takes the time the real release takes, on one event loop per process
+//!   ([`servers::python_sdk::event_loop`], [`servers::python_sdk::cost`]),
+//!   and a `slow` fault stretches it as a busy host does
+//!   ([`servers::processing`]). [`servers::tower`] puts
 //!   any tower service under test — your own server, and rmcp 3.11.0, the
 //!   official Rust SDK, unmodified ([`servers::rmcp`]) — seen from outside
 //!   through an HTTP tracking layer.

@@ -186,7 +186,29 @@ pub fn run(seeds: u64, jobs: usize, out: &mut dyn Write) -> Result<(), Error> {
         );
     }
 
-    // 5. Virtual duration.
+    // 5. What the cost model costs: the same runs with `[server] cost` on
+    // (the default) and off, one thread, in this minute.
+    for (name, n) in [("slow-tool-disconnect", sample), ("swarm", sample.min(50))] {
+        let on = scenario::load(name)?;
+        let mut off = on.clone();
+        off.server.cost = crate::servers::CostMode::Zero;
+        let t_off = time_runs(&off, 0..n)?;
+        let t_on = time_runs(&on, 0..n)?;
+        let rate = |t: &Timed| n as f64 / t.wall.as_secs_f64();
+        p(
+            out,
+            format!(
+                "cost model   {name}, {n} seeds on one thread: calibrated {:.0} seeds/s, zero {:.0} seeds/s: {:.2}x the zero-cost time ({} vs {} steps)",
+                rate(&t_on),
+                rate(&t_off),
+                t_on.wall.as_secs_f64() / t_off.wall.as_secs_f64(),
+                t_on.steps,
+                t_off.steps
+            ),
+        );
+    }
+
+    // 6. Virtual duration.
     for secs in [10u64, 100, 1000] {
         let sc = load_scenario(1, secs)?;
         let t = time_runs(&sc, 0..1)?;

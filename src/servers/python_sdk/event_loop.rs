@@ -171,11 +171,7 @@ impl EventLoop {
                 last = None;
                 continue;
             }
-            let woken = self
-                .rounded_up
-                .borrow()
-                .range(..=now)
-                .any(|(_, n)| *n > 0);
+            let woken = self.rounded_up.borrow().range(..=now).any(|(_, n)| *n > 0);
             let chain = matches!(self.resumed.get(), Some((tick, _)) if tick == now)
                 && (last.is_none() || last != Some(busy));
             if !woken && !chain {
