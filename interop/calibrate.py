@@ -43,10 +43,13 @@ stochastically, so the mean of a segment over many requests compares with the
 real mean (the percentiles are whole ticks), a single stamp does not. `--compare` runs both and prints
 one table, "real | model" in each cell.
 
-`--observations-file` makes the server rewrite its observations file after
-every change, as it does under `mcpsim drive --server-cmd` (the fidelity
-runs): the difference between the two tables is what that instrumentation
-costs.
+`--observations-file` makes the server write its observations file, as it
+does under `mcpsim drive --server-cmd` (the fidelity runs): the difference
+between the two tables is what that instrumentation costs. `--interop-dir
+DIR` takes the real server and its middleware from another checkout's
+`interop/` (e.g. `git worktree add /tmp/old 325ae77`, whose middleware
+rewrote the whole document at every change; it has no first-body stamp, so
+the segments around the first body print "—").
 
 Writes DIR/real.json and DIR/model.json (every request with its stamps)
 and prints a table per request kind: n, then for each segment the mean and
@@ -320,7 +323,10 @@ def one_process(args, k: int) -> list[dict]:
     port = free_port()
     env = dict(os.environ)
     obs_file = None
-    cmd = [str(VENVS[args.release] / "bin" / "python"), str(SERVERS[args.release]), "--port", str(port)]
+    server = SERVERS[args.release]
+    if args.interop_dir:
+        server = args.interop_dir / server.name
+    cmd = [str(VENVS[args.release] / "bin" / "python"), str(server), "--port", str(port)]
     env["MCPSIM_STATELESS"] = "1" if args.mode == "stateless" else "0"
     env["MCPSIM_JSON_RESPONSE"] = "1" if args.mode == "json" else "0"
     env["MCPSIM_EVENT_STORE"] = "1" if args.event_store else "0"
@@ -427,6 +433,9 @@ def main() -> None:
     which.add_argument("--compare", action="store_true")
     p.add_argument("--print-scenario", action="store_true")
     p.add_argument("--gap", type=float, default=5.0, help="ms before each real request (default 5)")
+    p.add_argument("--interop-dir", type=pathlib.Path,
+                   help="take the real server and its tracking middleware from this directory (another "
+                        "checkout's interop/, to measure an older middleware)")
     p.add_argument("--check", type=float, metavar="TOLERANCE",
                    help="with --compare: exit 1 unless, for every request kind seen warm, the model's mean "
                         "arrival→final is within this fraction of the real one (0.35: from 1/1.35 to 1.35 times)")
