@@ -232,3 +232,60 @@ restart_after = "1s"
     );
     assert!(o.observations.asgi.iter().any(|r| r.incarnation == 1));
 }
+
+/// A busy host stretches the server's own time: a quick call takes forty
+/// times longer, and the load ends when its `for` does.
+#[test]
+fn slow_multiplies_the_servers_processing_time_until_it_ends() {
+    let quick_server_time = |o: &mcpsim::sim::Outcome| {
+        let call = o
+            .observations
+            .asgi
+            .iter()
+            .find(|r| r.rpc.as_deref() == Some(QUICK))
+            .expect("the quick call");
+        call.final_body_at.expect("answered") - call.called_at
+    };
+    let idle = with_faults("");
+    let busy = with_faults("[[fault]]\nat = \"0s\"\nslow = \"server\"\nfactor = 40\nfor = \"7s\"");
+    let over = with_faults("[[fault]]\nat = \"0s\"\nslow = \"server\"\nfactor = 40\nfor = \"1s\"");
+    let (a, b, c) = (
+        quick_server_time(&idle),
+        quick_server_time(&busy),
+        quick_server_time(&over),
+    );
+    // A few milliseconds idle, forty times that busy, back to idle after.
+    assert!(a < std::time::Duration::from_millis(10), "idle {a:?}");
+    assert!(b >= a * 15, "busy {b:?} against idle {a:?}");
+    assert!(
+        c < std::time::Duration::from_millis(10),
+        "after the load {c:?}"
+    );
+    assert!(request(&busy, "c1", QUICK).response.is_some());
+    assert!(busy.notes.is_empty(), "{:?}", busy.notes);
+}
+
+/// A stack with no cost model, or a scenario that switched it off, has
+/// nothing to slow: the run says so instead of passing in silence.
+#[test]
+fn slow_on_a_stack_without_processing_time_is_noted() {
+    let fault = "[[fault]]\nat = \"0s\"\nslow = \"server\"\nfactor = 40\nfor = \"1s\"";
+    let o = run(&scenario(fault), 1, "native");
+    assert!(
+        o.notes
+            .iter()
+            .any(|n| n.contains("native models no processing time")),
+        "{:?}",
+        o.notes
+    );
+    let zero = scenario(fault).replace(
+        "duration = \"8s\"",
+        "duration = \"8s\"\n[server]\ncost = \"zero\"",
+    );
+    let o = run(&zero, 1, STACK);
+    assert!(
+        o.notes.iter().any(|n| n.contains("cost is \"zero\"")),
+        "{:?}",
+        o.notes
+    );
+}

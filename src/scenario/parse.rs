@@ -988,6 +988,57 @@ crash = "c1"
         );
         assert!(!e.contains('\n'));
     }
+
+    /// The cost switch and a busy host: each mistake one line naming it.
+    #[test]
+    fn cost_and_slow_faults_are_checked() {
+        let slow = |extra: &str| {
+            OK.replace(
+                "crash = \"c1\"",
+                &format!("slow = \"server\"\nfactor = 20\nfor = \"1s\"{extra}"),
+            )
+        };
+        let s = parse(&slow(""), "t.toml").expect("valid");
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::Slow {
+                host: "server".into(),
+                factor: servers::Factor(2000)
+            }
+        );
+        assert_eq!(
+            s.faults[0].kind.healing().map(|k| k.to_string()),
+            Some("slow server ×1 (load ends)".into())
+        );
+        let e = err_of(&OK.replace("crash = \"c1\"", "slow = \"c1\"\nfactor = 2"));
+        assert!(
+            e.starts_with("t.toml:12: fault[0].slow: only \"server\""),
+            "{e}"
+        );
+        let e = err_of(&OK.replace("crash = \"c1\"", "slow = \"server\""));
+        assert!(
+            e.starts_with("t.toml:12: fault[0].factor: a slow fault needs a factor"),
+            "{e}"
+        );
+        let e = err_of(&OK.replace("crash = \"c1\"", "slow = \"server\"\nfactor = 0.5"));
+        assert!(
+            e.starts_with("t.toml:13: fault[0].factor:") && e.contains("from 1 to 1000"),
+            "{e}"
+        );
+        let e = err_of(&OK.replace("crash = \"c1\"", "crash = \"c1\"\nfactor = 3"));
+        assert!(
+            e.starts_with("t.toml:13: fault[0].factor: goes with slow"),
+            "{e}"
+        );
+        let e = err_of(&OK.replace(
+            "duration = \"5s\"",
+            "duration = \"5s\"\n[server]\ncost = \"cheap\"",
+        ));
+        assert!(
+            e.starts_with("t.toml:5: server.cost: \"cheap\": use \"calibrated\" or \"zero\""),
+            "{e}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -1000,6 +1051,19 @@ mod round_trip {
         a["source"] = serde_json::Value::Null;
         b["source"] = serde_json::Value::Null;
         a == b
+    }
+
+    /// A switched-off cost model, a busy host and a chaos menu with its own
+    /// load bounds come back as written.
+    #[test]
+    fn cost_slow_and_load_round_trip() {
+        let text = "name = \"x\"\nduration = \"5s\"\n[server]\ncost = \"zero\"\n[[client]]\nname = \"c1\"\nscript = [ { initialize = {} } ]\n[[fault]]\nat = \"1s\"\nslow = \"server\"\nfactor = 2.5\nfor = \"1s\"\n[chaos]\nfaults = [1, 1]\nkinds = [\"slow\"]\nload = [3, 7.25]\n";
+        let sc = parse(text, "t.toml").unwrap();
+        assert_eq!(sc.server.cost, crate::servers::CostMode::Zero);
+        for s in [sc.clone(), sc.realise(3)] {
+            let back = parse(&s.to_toml(), "written.toml").unwrap();
+            assert!(same(&s, &back), "{}", s.to_toml());
+        }
     }
 
     #[test]
