@@ -12,12 +12,19 @@ agree when the sets are equal.
 
     python3 interop/fidelity.py --python PY --release 1.20|2.3 [--fixed]
         [--seeds 0..2] [--time-scale 2] [--out DIR] [SCENARIO ...]
+        [--model-cost zero] [--real-from RESULTS.json]
 
 `--release 1.20` compares `python-sdk-1.20` with interop/real_server.py (mcp
 1.20.0), `--release 2.3` compares `python-sdk-2.3` with
 interop/real_server_2.py (mcp 2.3.0). `--fixed` compares the release's
 `+fixed` model with its real stack under interop/patches/ (the same change as
 a patch to the real package, applied when the server starts).
+
+`--model-cost zero` runs the model without its processing time (each
+realised scenario with `[server] cost = "zero"`), and `--real-from` takes the
+real verdicts from an earlier run's results.json instead of driving the real
+stack again: together they measure which cost setting agrees better with the
+same real runs.
 
 Writes DIR/results.json (every run, with both signatures sets) and
 DIR/table.md. A real run has real timing: a disagreement not explained in
@@ -104,17 +111,49 @@ def mcpsim(args: list[str], timeout: int) -> tuple[int, dict | None, str]:
         return p.returncode, None, p.stderr.strip() or p.stdout.strip()
 
 
-def one(path: pathlib.Path, seed: int, python: str, scale: str, target: dict) -> dict:
+def zero_cost(rel: str, seed: int, scale: str) -> pathlib.Path:
+    """The realised scenario of `rel` for `seed` (time-scaled), with the
+    Python model's processing time off; it runs with the same seed."""
+    p = subprocess.run(
+        [str(MCPSIM), "run", rel, "--seed", str(seed), "--time-scale", scale, "--print-scenario"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=True,
+    )
+    text, n = re.subn(r"^\[server\]$", '[server]\ncost = "zero"', p.stdout, count=1, flags=re.M)
+    if n != 1:
+        raise SystemExit(f"{rel}: the realised scenario has no [server] table")
+    out = ROOT / "target" / "interop" / "zero-cost" / f"{pathlib.Path(rel).stem}-{seed}.toml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return out
+
+
+def one(
+    path: pathlib.Path, seed: int, python: str, scale: str, target: dict, real_from: dict | None = None
+) -> dict:
     rel = str(path.relative_to(ROOT))
     row: dict = {"scenario": path.stem, "file": rel, "seed": seed}
+    if target.get("model_cost") == "zero":
+        # Realised and scaled already: it runs at scale 1 with the same seed.
+        model_file, model_scale = str(zero_cost(rel, seed, scale).relative_to(ROOT)), "1"
+    else:
+        model_file, model_scale = rel, scale
     code, model, err = mcpsim(
-        ["run", rel, "--seed", str(seed), "--server", target["stack"], "--time-scale", scale, "--json"],
+        ["run", model_file, "--seed", str(seed), "--server", target["stack"], "--time-scale", model_scale, "--json"],
         120,
     )
     if model is None or code not in (0, 1):
         row["error"] = f"mcpsim run exited {code}: {err}"
         return row
     row["model"], row["model_signatures"] = verdict(model)
+    if real_from is not None:
+        earlier = real_from.get((rel, seed))
+        if earlier is None or "real" not in earlier:
+            row["error"] = f"--real-from has no real verdict for {rel} seed {seed}"
+            return row
+        for k in ("command", "real", "real_signatures", "skipped", "not_judged", "elapsed"):
+            row[k] = earlier[k]
+        row["agree"] = row["model"] == row["real"]
+        return row
     port = free_port()
     observe = []
     if target["server"] is None:
@@ -188,10 +227,15 @@ def table(rows: list[dict], explained: dict, target: dict) -> str:
         out.append(
             f"| {r['scenario']} | {r['seed']} | {cell(r['model'])} | {cell(r['real'])} | {agree} |"
         )
-    agreed = sum(1 for r in rows if r.get("agree"))
     out.append("")
-    out.append(f"{agreed} of {len(rows)} runs agree.")
+    out.append(summary(rows))
     return "\n".join(out) + "\n"
+
+
+def summary(rows: list[dict]) -> str:
+    agreed = [r for r in rows if r.get("agree")]
+    same = sum(1 for r in agreed if r["model_signatures"] == r["real_signatures"])
+    return f"{len(agreed)} of {len(rows)} runs agree, {same} of them with identical signatures."
 
 
 def main() -> int:
@@ -217,6 +261,17 @@ def main() -> int:
         metavar="SCENARIO",
         help="run only the first seed of this scenario (repeatable): for CI, where elicitation's runs last 80 s",
     )
+    p.add_argument(
+        "--model-cost",
+        choices=["scenario", "zero"],
+        default="scenario",
+        help="zero: run the model without its processing time (the realised scenario with cost = \"zero\")",
+    )
+    p.add_argument(
+        "--real-from",
+        metavar="RESULTS",
+        help="take the real verdicts from an earlier results.json instead of driving the real stack",
+    )
     p.add_argument("--out", default=str(ROOT / "target" / "interop" / "fidelity"))
     p.add_argument("scenarios", nargs="*")
     a = p.parse_args()
@@ -226,7 +281,16 @@ def main() -> int:
     if a.scenarios:
         paths = [x for x in paths if x.stem in a.scenarios]
     target = dict(RELEASES[a.release])
-    if target["server"] is not None and not a.python:
+    target["model_cost"] = a.model_cost
+    real_from = None
+    if a.real_from:
+        try:
+            earlier = json.loads(pathlib.Path(a.real_from).read_text())
+            real_from = {(r["file"], r["seed"]): r for r in earlier}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"--real-from {a.real_from}: cannot read a results.json: {e}", file=sys.stderr)
+            return 2
+    if target["server"] is not None and not a.python and real_from is None:
         print(f"--release {a.release} needs --python (the venv with the real stack)", file=sys.stderr)
         return 2
     if a.fixed:
@@ -243,8 +307,8 @@ def main() -> int:
     status = 0
     for path in paths:
         for seed in seeds[:1] if path.stem in a.once else seeds:
-            r = one(path, seed, a.python, a.time_scale, target)
-            if "error" not in r and not r["agree"] and not is_explained(r, explained):
+            r = one(path, seed, a.python, a.time_scale, target, real_from)
+            if real_from is None and "error" not in r and not r["agree"] and not is_explained(r, explained):
                 # A real run has real timing: an unexplained disagreement is run
                 # once more, and both outcomes are kept.
                 first = r
@@ -269,6 +333,7 @@ def main() -> int:
                 status = 1
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     (out / "table.md").write_text(table(rows, explained, target))
+    print(summary(rows))
     print(f"table: {out / 'table.md'}")
     return status
 

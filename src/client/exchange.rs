@@ -289,9 +289,19 @@ impl Client {
         }
         {
             let s = self.session.borrow();
-            if sent_session && let Some(id) = &s.id {
+            // The id goes out as it is now, after the connect: another task of
+            // this client may have started a new session meanwhile (a 404 on
+            // another request). The record says what was sent — it was
+            // written when the exchange began, and `stale-session` read an
+            // id the server never saw.
+            let sent = if sent_session { s.id.clone() } else { None };
+            if let Some(id) = &sent {
                 req = req.header("mcp-session-id", id);
             }
+            self.env.log.with(idx, |r| {
+                r.sent_session = sent.is_some();
+                r.session = sent;
+            });
             if let Some(v) = &s.protocol {
                 req = req.header("mcp-protocol-version", v);
             }
