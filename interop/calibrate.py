@@ -420,7 +420,7 @@ def table(sets: list[list[dict]]) -> str:
     return "\n".join(out)
 
 
-def check(real: list[dict], model: list[dict], tolerance: float) -> str | None:
+def check(real: list[dict], model: list[dict], tolerance: float, machine: float) -> str | None:
     """The calibration check: the model's level, then its shape.
 
     A machine's speed drifts from one session to the next, and it moves every request kind together: three
@@ -429,10 +429,13 @@ def check(real: list[dict], model: list[dict], tolerance: float) -> str | None:
     cost moved (CI did, on 2.3's `initialize`: real 2.07 ms, model 2.83). So the check splits the ratio in two: the
     machine factor, the geometric mean of the kinds' model/real ratios, says how this machine compares with the
     one the costs were calibrated on; each kind's ratio divided by that factor says whether the costs keep their
-    proportions. Both must lie within 1/(1+tolerance) .. 1+tolerance. A cost table off by half everywhere fails
-    the first; one kind's cost off by half fails the second. Returns the failure line, or None."""
-    def bounded(x: float) -> bool:
-        return 1 / (1 + tolerance) <= x <= 1 + tolerance
+    proportions. The factor must lie within 1/(1+machine) .. 1+machine, each kind's ratio over it within
+    1/(1+tolerance) .. 1+tolerance. The machine's own bound is the wider one because this machine alone has ranged
+    over a factor of 1.5 between sessions (1.20's `tools/list` 1.87 to 2.91 ms; a CI run measured a factor of 1.35
+    with every kind within 10 % of it). A cost table off by half everywhere fails the first; one kind's cost off
+    by half fails the second. Returns the failure line, or None."""
+    def bounded(x: float, tol: float = tolerance) -> bool:
+        return 1 / (1 + tol) <= x <= 1 + tol
 
     def mean(rs: list[dict], k: str) -> float | None:
         xs = [segment(r, "sent", "final_body_at") for r in rs if r["kind"] == k and not r["cold"]]
@@ -454,12 +457,12 @@ def check(real: list[dict], model: list[dict], tolerance: float) -> str | None:
               f"over the machine factor {ratio / factor:.2f} {'ok' if ok else 'OUT OF BOUNDS'}")
         if not ok:
             bad.append(k)
-    level = bounded(factor)
+    level = bounded(factor, machine)
     print(f"check machine factor (model/real over {len(ratios)} kinds): {factor:.2f} "
           f"{'ok' if level else 'OUT OF BOUNDS'}")
     if not level:
         return (f"calibrate.py: the model's costs are {factor:.2f} times the real stack's on this machine, "
-                f"outside 1/{1 + tolerance:.2f}..{1 + tolerance:.2f}")
+                f"outside 1/{1 + machine:.2f}..{1 + machine:.2f}")
     if bad:
         return (f"calibrate.py: against the machine factor, the model is more than {tolerance:.0%} off the real "
                 f"stack for: {', '.join(bad)}")
@@ -484,8 +487,12 @@ def main() -> None:
                         "checkout's interop/, to measure an older middleware)")
     p.add_argument("--check", type=float, metavar="TOLERANCE",
                    help="with --compare: exit 1 unless the machine factor (the geometric mean, over the "
-                        "request kinds seen warm, of model mean / real mean arrival→final) and every kind's own "
-                        "ratio divided by that factor are within this fraction of 1 (0.35: from 1/1.35 to 1.35)")
+                        "request kinds seen warm, of model mean / real mean arrival→final) is within --check-machine "
+                        "of 1 and every kind's own ratio divided by that factor within this fraction of 1 (0.35: "
+                        "from 1/1.35 to 1.35)")
+    p.add_argument("--check-machine", type=float, metavar="TOLERANCE", default=0.6,
+                   help="with --check: the bound on the machine factor (default 0.6: from 1/1.6 to 1.6, wide "
+                        "enough for one machine's drift between sessions, narrow enough that costs off by half fail)")
     p.add_argument("--out", type=pathlib.Path)
     args = p.parse_args()
     global GAP_S
@@ -530,7 +537,7 @@ def main() -> None:
         if not args.compare:
             sys.exit("calibrate.py: --check needs --compare")
         real, model = sets[0][1], sets[1][1]
-        sys.exit(check(real, model, args.check))
+        sys.exit(check(real, model, args.check, args.check_machine))
 
 
 if __name__ == "__main__":
